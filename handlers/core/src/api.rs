@@ -1,0 +1,144 @@
+//! The JSON shapes of the HTTP API (DESIGN.md), shared by the server, the client and
+//! the conformance suite. Deserializing one of these validates every field.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::fingerprint::References;
+use crate::{BuilderName, DrvPath, NarHash, OutputName, PublicKey, ReproStatus, Signature, StorePath};
+
+/// Largest number of paths one `POST /v1/status` may ask about.
+pub const MAX_STATUS_PATHS: usize = 10_000;
+/// Largest request body the server reads.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// `POST /v1/attestations`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubmitRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drv_path: Option<DrvPath>,
+    pub outputs: Vec<SubmittedOutput>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubmittedOutput {
+    #[serde(default)]
+    pub output_name: Option<OutputName>,
+    pub output_path: StorePath,
+    pub nar_hash: NarHash,
+    pub nar_size: u64,
+    #[serde(default)]
+    pub references: References,
+    pub signature: Signature,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitResponse {
+    pub stored: u64,
+    pub duplicates: u64,
+}
+
+/// One builder's signed claim about one output path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attestation {
+    pub builder: BuilderName,
+    pub drv_path: Option<DrvPath>,
+    pub output_name: Option<OutputName>,
+    pub output_path: StorePath,
+    pub nar_hash: NarHash,
+    pub nar_size: u64,
+    pub references: References,
+    pub signature: Signature,
+    /// RFC 3339, UTC.
+    pub submitted_at: String,
+}
+
+/// `GET /v1/outputs/{basename}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutputReport {
+    pub output_path: StorePath,
+    pub status: ReproStatus,
+    pub attestations: Vec<Attestation>,
+}
+
+/// `GET /v1/derivations/{drv}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DerivationReport {
+    pub drv_path: DrvPath,
+    pub outputs: BTreeMap<OutputName, DerivationOutput>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DerivationOutput {
+    pub output_path: StorePath,
+    pub status: ReproStatus,
+    pub results: Vec<HashResult>,
+}
+
+/// The builders that reported one NAR hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HashResult {
+    pub nar_hash: NarHash,
+    pub builders: Vec<BuilderName>,
+}
+
+/// `POST /v1/status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusRequest {
+    pub paths: Vec<StorePath>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathStatus {
+    pub status: ReproStatus,
+    pub builders: u64,
+    pub distinct_hashes: u64,
+}
+
+pub type StatusResponse = BTreeMap<StorePath, PathStatus>;
+
+/// An entry of `GET /v1/builders`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuilderInfo {
+    pub name: BuilderName,
+    pub public_keys: Vec<PublicKey>,
+    pub created_at: String,
+}
+
+/// `GET /v1/builders/{name}/attestations`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttestationPage {
+    pub attestations: Vec<Attestation>,
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /v1/admin/builders`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateBuilderRequest {
+    pub name: BuilderName,
+    pub public_keys: Vec<PublicKey>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateBuilderResponse {
+    pub name: BuilderName,
+    pub token: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenResponse {
+    pub token: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct RevokeResponse {
+    pub revoked: u64,
+}
+
+/// The body of every error response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    pub message: String,
+}

@@ -1,0 +1,106 @@
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+/// Whether independent builders got the same bytes for one output path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReproStatus {
+    /// Nobody attested the path.
+    NoBuilds,
+    /// One builder attested it, whatever it reported.
+    OneBuilder,
+    /// Two or more builders, all with the same NAR hash.
+    Reproduced,
+    /// Two or more builders and two or more hashes, and some hash has two or more builders.
+    PartiallyReproduced,
+    /// Two or more builders and two or more hashes, and every hash has exactly one builder.
+    NotReproduced,
+}
+
+impl ReproStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReproStatus::NoBuilds => "no_builds",
+            ReproStatus::OneBuilder => "one_builder",
+            ReproStatus::Reproduced => "reproduced",
+            ReproStatus::PartiallyReproduced => "partially_reproduced",
+            ReproStatus::NotReproduced => "not_reproduced",
+        }
+    }
+}
+
+/// The counts a status is computed from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatusSummary {
+    pub status: ReproStatus,
+    /// Distinct builders.
+    pub builders: usize,
+    /// Distinct NAR hashes.
+    pub distinct_hashes: usize,
+}
+
+impl StatusSummary {
+    /// Computes the status from `(builder, nar hash)` votes. A builder that reported
+    /// the same hash twice counts once; a builder that reported two different hashes
+    /// counts once among the builders and once under each of its hashes.
+    pub fn from_votes<B: Ord + Clone, H: Ord>(votes: impl IntoIterator<Item = (B, H)>) -> Self {
+        let mut by_hash: BTreeMap<H, BTreeSet<B>> = BTreeMap::new();
+        let mut builders = BTreeSet::new();
+        for (b, h) in votes {
+            builders.insert(b.clone());
+            by_hash.entry(h).or_default().insert(b);
+        }
+        let b = builders.len();
+        let h = by_hash.len();
+        let status = match (b, h) {
+            (0, _) => ReproStatus::NoBuilds,
+            (1, _) => ReproStatus::OneBuilder,
+            (_, 1) => ReproStatus::Reproduced,
+            _ if by_hash.values().any(|bs| bs.len() >= 2) => ReproStatus::PartiallyReproduced,
+            _ => ReproStatus::NotReproduced,
+        };
+        StatusSummary { status, builders: b, distinct_hashes: h }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ReproStatus::*;
+
+    fn status(votes: &[(&str, &str)]) -> (ReproStatus, usize, usize) {
+        let s = StatusSummary::from_votes(votes.iter().copied());
+        (s.status, s.builders, s.distinct_hashes)
+    }
+
+    #[test]
+    fn the_five_states() {
+        assert_eq!(status(&[]), (NoBuilds, 0, 0));
+        assert_eq!(status(&[("a", "h1")]), (OneBuilder, 1, 1));
+        assert_eq!(status(&[("a", "h1"), ("a", "h2")]), (OneBuilder, 1, 2));
+        assert_eq!(status(&[("a", "h1"), ("b", "h1")]), (Reproduced, 2, 1));
+        assert_eq!(status(&[("a", "h1"), ("b", "h1"), ("c", "h2")]), (PartiallyReproduced, 3, 2));
+        assert_eq!(status(&[("a", "h1"), ("b", "h2")]), (NotReproduced, 2, 2));
+        assert_eq!(status(&[("a", "h1"), ("b", "h2"), ("c", "h3")]), (NotReproduced, 3, 3));
+    }
+
+    #[test]
+    fn a_builder_with_two_hashes_agreeing_with_another() {
+        // a reported h1 and h2, b reported h1: h1 has two builders.
+        assert_eq!(status(&[("a", "h1"), ("a", "h2"), ("b", "h1")]), (PartiallyReproduced, 2, 2));
+    }
+
+    #[test]
+    fn duplicates_count_once() {
+        assert_eq!(status(&[("a", "h1"), ("a", "h1")]), (OneBuilder, 1, 1));
+        assert_eq!(status(&[("a", "h1"), ("a", "h1"), ("b", "h2")]), (NotReproduced, 2, 2));
+    }
+
+    #[test]
+    fn serializes_snake_case() {
+        for s in [NoBuilds, OneBuilder, Reproduced, PartiallyReproduced, NotReproduced] {
+            assert_eq!(serde_json::to_value(s).unwrap(), serde_json::Value::String(s.as_str().into()));
+        }
+    }
+}
