@@ -1,0 +1,175 @@
+//! The Nix binary-cache view: `nix-cache-info` and `<hash>.narinfo`, for one builder
+//! or for everyone, so that `nix path-info --sigs` and `nix store verify` check the
+//! builders' own signatures without trusting this server. NARs are not served.
+
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+
+use crate::api::builder_name;
+use crate::error::ApiError;
+use crate::extract::PathParams;
+use crate::state::AppState;
+use crate::storage::AttestationRecord;
+
+const CACHE_INFO: &str = "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 50\n";
+
+fn cache_info_response() -> Response {
+    ([(CONTENT_TYPE, "text/x-nix-cache-info")], CACHE_INFO).into_response()
+}
+
+/// `GET /nix-cache-info`
+pub async fn cache_info() -> Response {
+    cache_info_response()
+}
+
+/// `GET /builders/{name}/nix-cache-info`
+pub async fn builder_cache_info(
+    State(state): State<AppState>,
+    PathParams(name): PathParams<String>,
+) -> Result<Response, ApiError> {
+    let name = builder_name(&name)?;
+    if !state.store.builder_known(&name).await? {
+        return Err(ApiError::NotFound(format!("no builder named {name}")));
+    }
+    Ok(cache_info_response())
+}
+
+/// The hash part of `<32 nix32 chars>.narinfo`; anything else is not in this cache.
+fn narinfo_hash(file: &str) -> Result<&str, ApiError> {
+    file.strip_suffix(".narinfo")
+        .filter(|h| nhc_core::store_path::is_hash_part(h))
+        .ok_or_else(|| ApiError::NotFound("not found in this binary cache".into()))
+}
+
+/// `GET /{hash}.narinfo`: the NAR hash attested by the most builders, with a `Sig:`
+/// line from each of them.
+pub async fn everyone(
+    State(state): State<AppState>,
+    PathParams(file): PathParams<String>,
+) -> Result<Response, ApiError> {
+    let hash = narinfo_hash(&file)?;
+    let rows = state.store.attestations_by_hash_part(hash, None).await?;
+    let (winner, sigs) = consensus(&rows).ok_or_else(|| ApiError::NotFound(format!("nobody attested {hash}")))?;
+    Ok(narinfo_response(winner, sigs))
+}
+
+/// `GET /builders/{name}/{hash}.narinfo`: that builder's latest attestation.
+pub async fn of_builder(
+    State(state): State<AppState>,
+    PathParams((name, file)): PathParams<(String, String)>,
+) -> Result<Response, ApiError> {
+    let name = builder_name(&name)?;
+    let hash = narinfo_hash(&file)?;
+    let rows = state.store.attestations_by_hash_part(hash, Some(&name)).await?;
+    let latest = rows
+        .iter()
+        .max_by_key(|r| r.submitted_at)
+        .ok_or_else(|| ApiError::NotFound(format!("{name} has not attested {hash}")))?;
+    Ok(narinfo_response(latest, vec![latest.signature.to_string()]))
+}
+
+/// Picks the output path and NAR hash with the most distinct builders (ties go to
+/// what was attested first; `rows` are oldest first) and the signatures that verify
+/// over it: one per builder whose size and references match too.
+fn consensus(rows: &[AttestationRecord]) -> Option<(&AttestationRecord, Vec<String>)> {
+    // Candidates in first-attested order; Iterator::max_by_key keeps the last
+    // maximum, so iterate in reverse to let the earliest win a tie.
+    let mut firsts: Vec<&AttestationRecord> = Vec::new();
+    for r in rows {
+        if !firsts.iter().any(|f| f.output_path == r.output_path && f.nar_hash == r.nar_hash) {
+            firsts.push(r);
+        }
+    }
+    let builders_for = |f: &AttestationRecord| {
+        rows.iter()
+            .filter(|r| r.output_path == f.output_path && r.nar_hash == f.nar_hash)
+            .map(|r| &r.builder)
+            .collect::<BTreeSet<_>>()
+            .len()
+    };
+    let winner = *firsts.iter().rev().max_by_key(|f| builders_for(f))?;
+    let mut seen = BTreeSet::new();
+    let mut sigs = Vec::new();
+    for r in rows {
+        let same = r.output_path == winner.output_path
+            && r.nar_hash == winner.nar_hash
+            && r.nar_size == winner.nar_size
+            && r.references == winner.references;
+        if same && seen.insert(&r.builder) {
+            sigs.push(r.signature.to_string());
+        }
+    }
+    Some((winner, sigs))
+}
+
+fn narinfo_response(a: &AttestationRecord, sigs: Vec<String>) -> Response {
+    let mut body = String::with_capacity(512);
+    // Writing to a String cannot fail.
+    let _ = write!(
+        body,
+        "StorePath: {}\nURL: nar/{}.nar\nCompression: none\nNarHash: {}\nNarSize: {}\n",
+        a.output_path,
+        a.nar_hash.to_nix32(),
+        a.nar_hash,
+        a.nar_size
+    );
+    if !a.references.is_empty() {
+        let _ = writeln!(body, "References: {}", a.references.to_narinfo());
+    }
+    if let Some(drv) = &a.drv_path {
+        let _ = writeln!(body, "Deriver: {}", drv.as_store_path().basename());
+    }
+    for sig in sigs {
+        let _ = writeln!(body, "Sig: {sig}");
+    }
+    ([(CONTENT_TYPE, "text/x-nix-narinfo")], body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nhc_core::fingerprint::References;
+    use nhc_core::{BuilderName, KeyName, NarHash, SecretKey, StorePath};
+
+    fn rec(builder: &str, hash: u8, at: i64) -> AttestationRecord {
+        let k = SecretKey::from_seed(KeyName::parse(builder).unwrap(), [hash; 32]);
+        AttestationRecord {
+            builder: BuilderName::parse(builder).unwrap(),
+            drv_path: None,
+            output_name: None,
+            output_path: StorePath::parse("/nix/store/mjs27ix6ig2bkbi3s3sm470vrv4lf7ic-hello").unwrap(),
+            nar_hash: NarHash::from_bytes([hash; 32]),
+            nar_size: 120,
+            references: References::default(),
+            signature: k.sign("x"),
+            submitted_at: at,
+        }
+    }
+
+    #[test]
+    fn most_builders_win_and_ties_go_to_the_first() {
+        let rows = vec![rec("a", 1, 1), rec("b", 2, 2), rec("c", 2, 3)];
+        let (w, sigs) = consensus(&rows).unwrap();
+        assert_eq!(w.nar_hash, NarHash::from_bytes([2; 32]));
+        assert_eq!(sigs.len(), 2);
+
+        let rows = vec![rec("a", 1, 1), rec("b", 2, 2)];
+        assert_eq!(consensus(&rows).unwrap().0.nar_hash, NarHash::from_bytes([1; 32]));
+        let rows = vec![rec("b", 2, 1), rec("a", 1, 2)];
+        assert_eq!(consensus(&rows).unwrap().0.nar_hash, NarHash::from_bytes([2; 32]));
+        assert!(consensus(&[]).is_none());
+    }
+
+    #[test]
+    fn signatures_over_other_sizes_are_left_out() {
+        let mut odd = rec("b", 1, 2);
+        odd.nar_size = 999;
+        let rows = vec![rec("a", 1, 1), odd];
+        let (_, sigs) = consensus(&rows).unwrap();
+        assert_eq!(sigs.len(), 1);
+    }
+}

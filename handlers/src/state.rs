@@ -1,0 +1,38 @@
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::storage::Storage;
+
+/// Microseconds since the Unix epoch, from the platform (`SystemTime` on native,
+/// `Date.now()` in a Worker, where `SystemTime::now()` panics).
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// What every handler gets: the storage, the clock and the admin token's hash.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) store: Arc<dyn Storage>,
+    pub(crate) clock: Clock,
+    /// SHA-256 of the admin token; `None` disables the admin routes (401).
+    pub(crate) admin_token_hash: Option<[u8; 32]>,
+}
+
+impl AppState {
+    /// `admin_token`: the deploy-time `NHC_ADMIN_TOKEN`; empty or `None` turns the
+    /// admin API off.
+    pub fn new(store: Arc<dyn Storage>, clock: Clock, admin_token: Option<&str>) -> Self {
+        let admin_token_hash = admin_token
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| Sha256::digest(t.as_bytes()).into());
+        AppState { store, clock, admin_token_hash }
+    }
+
+    pub(crate) fn now(&self) -> i64 {
+        (self.clock)()
+    }
+
+    pub fn admin_enabled(&self) -> bool {
+        self.admin_token_hash.is_some()
+    }
+}

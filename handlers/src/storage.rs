@@ -1,0 +1,178 @@
+//! The storage trait every deployment implements (sqlx for SQLite and Postgres, D1 in
+//! the Worker). It speaks in domain types; rules about what is valid, who may submit
+//! and how statuses are computed stay in the handlers.
+
+use async_trait::async_trait;
+use nhc_core::fingerprint::References;
+use nhc_core::{BuilderName, DrvPath, NarHash, OutputName, PublicKey, Signature, StorePath};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or timed out: 503, worth a retry.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A uniqueness rule was hit (a builder name, key name or key that exists): 409.
+    #[error("{0}")]
+    Conflict(String),
+    /// Anything else: a bug or corrupt data, 500.
+    #[error("database error: {0}")]
+    Internal(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A builder to create, with its first token.
+#[derive(Debug, Clone)]
+pub struct NewBuilder {
+    pub name: BuilderName,
+    pub public_keys: Vec<PublicKey>,
+    pub token: NewToken,
+    pub created_at: i64,
+}
+
+/// What storage keeps of a token: its lookup id and the SHA-256 (hex) of its secret.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub id: String,
+    pub secret_hash: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct BuilderRecord {
+    pub name: BuilderName,
+    pub public_keys: Vec<PublicKey>,
+    pub created_at: i64,
+}
+
+/// A token found by its id.
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    pub builder: BuilderName,
+    pub secret_hash: String,
+    pub revoked: bool,
+    /// The builder's registered keys.
+    pub public_keys: Vec<PublicKey>,
+}
+
+/// One verified output of a submission.
+#[derive(Debug, Clone)]
+pub struct NewAttestation {
+    pub output_path: StorePath,
+    pub nar_hash: NarHash,
+    pub nar_size: u64,
+    pub references: References,
+    pub signature: Signature,
+    pub drv_path: Option<DrvPath>,
+    pub output_name: Option<OutputName>,
+}
+
+/// A verified submission: stored all together or not at all.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    pub builder: BuilderName,
+    pub attestations: Vec<NewAttestation>,
+    pub submitted_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct InsertCounts {
+    pub stored: u64,
+    pub duplicates: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttestationRecord {
+    pub builder: BuilderName,
+    pub drv_path: Option<DrvPath>,
+    pub output_name: Option<OutputName>,
+    pub output_path: StorePath,
+    pub nar_hash: NarHash,
+    pub nar_size: u64,
+    pub references: References,
+    pub signature: Signature,
+    /// Microseconds since the epoch.
+    pub submitted_at: i64,
+}
+
+/// One builder's vote on one output path: enough to compute a status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vote {
+    pub output_path: StorePath,
+    pub builder: BuilderName,
+    pub nar_hash: NarHash,
+}
+
+/// A derivation output, with a vote when somebody attested it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DerivationVote {
+    pub output_name: OutputName,
+    pub output_path: StorePath,
+    pub vote: Option<(BuilderName, NarHash)>,
+}
+
+/// Position in a builder's attestations, newest first: the last row of a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub submitted_at: i64,
+    pub output_path: StorePath,
+    pub nar_hash: NarHash,
+}
+
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    /// Answers when the database does.
+    async fn health(&self) -> StoreResult<()>;
+
+    /// Creates a builder with its keys and first token. `Conflict` when the name
+    /// (also of a deleted builder), a key name or a key is taken.
+    async fn create_builder(&self, builder: &NewBuilder) -> StoreResult<()>;
+
+    /// Builders that are not deleted, oldest first, with their keys.
+    async fn list_builders(&self) -> StoreResult<Vec<BuilderRecord>>;
+
+    /// True when the name belongs to a builder, deleted or not (its attestations may remain).
+    async fn builder_known(&self, name: &BuilderName) -> StoreResult<bool>;
+
+    /// Adds a token to a live builder; false when there is none of that name.
+    async fn add_token(&self, name: &BuilderName, token: &NewToken, created_at: i64) -> StoreResult<bool>;
+
+    /// Revokes every active token of a live builder; `None` when there is none of that name.
+    async fn revoke_tokens(&self, name: &BuilderName, at: i64) -> StoreResult<Option<u64>>;
+
+    /// Deletes a builder and its tokens. Without `purge` the name and keys stay
+    /// reserved and its attestations remain; with `purge` everything of it goes.
+    /// False when there was no such builder.
+    async fn delete_builder(&self, name: &BuilderName, purge: bool) -> StoreResult<bool>;
+
+    async fn find_token(&self, id: &str) -> StoreResult<Option<TokenRecord>>;
+
+    /// Stores a verified submission in one transaction. An attestation whose
+    /// (output path, builder, NAR hash) exists is a duplicate and changes nothing.
+    async fn insert_attestations(&self, submission: Submission) -> StoreResult<InsertCounts>;
+
+    /// Every attestation of these output paths, oldest first.
+    async fn attestations_of_paths(&self, paths: &[StorePath]) -> StoreResult<Vec<AttestationRecord>>;
+
+    /// Every (path, builder, hash) vote for these paths; at most 10,000 paths.
+    async fn votes_of_paths(&self, paths: &[StorePath]) -> StoreResult<Vec<Vote>>;
+
+    /// The outputs recorded for a derivation, each with its votes (one row per vote,
+    /// or one row without a vote when nobody attested that output).
+    async fn derivation_votes(&self, drv: &DrvPath) -> StoreResult<Vec<DerivationVote>>;
+
+    /// Attestations of the output paths with this 32-character hash part, oldest first,
+    /// optionally of one builder only.
+    async fn attestations_by_hash_part(
+        &self,
+        hash_part: &str,
+        builder: Option<&BuilderName>,
+    ) -> StoreResult<Vec<AttestationRecord>>;
+
+    /// A builder's attestations, newest first, strictly after `cursor`.
+    async fn builder_attestations(
+        &self,
+        builder: &BuilderName,
+        cursor: Option<&Cursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<AttestationRecord>>;
+}
