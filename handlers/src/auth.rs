@@ -113,7 +113,9 @@ mod tests {
 
     #[test]
     fn malformed_tokens() {
-        for t in ["", "nhc_", "nhc_abc_def", "xyz_0123456789abcdef_s", "nhc_0123456789abcdeg_s", "nhc_0123456789abcdef_"] {
+        for t in
+            ["", "nhc_", "nhc_abc_def", "xyz_0123456789abcdef_s", "nhc_0123456789abcdeg_s", "nhc_0123456789abcdef_"]
+        {
             assert!(PresentedToken::parse(t).is_none(), "{t}");
         }
         let a = issue().unwrap();

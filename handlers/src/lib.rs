@@ -11,7 +11,7 @@ mod narinfo;
 mod state;
 pub mod storage;
 
-pub use api::router;
+pub use api::{admin_ops, router};
 pub use error::ApiError;
 pub use state::{AppState, Clock};
 pub use storage::{Storage, StoreError};

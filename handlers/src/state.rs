@@ -21,10 +21,8 @@ impl AppState {
     /// `admin_token`: the deploy-time `NHC_ADMIN_TOKEN`; empty or `None` turns the
     /// admin API off.
     pub fn new(store: Arc<dyn Storage>, clock: Clock, admin_token: Option<&str>) -> Self {
-        let admin_token_hash = admin_token
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(|t| Sha256::digest(t.as_bytes()).into());
+        let admin_token_hash =
+            admin_token.map(str::trim).filter(|t| !t.is_empty()).map(|t| Sha256::digest(t.as_bytes()).into());
         AppState { store, clock, admin_token_hash }
     }
 

@@ -141,8 +141,8 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Deletes a builder and its tokens. Without `purge` the name and keys stay
     /// reserved and its attestations remain; with `purge` everything of it goes.
-    /// False when there was no such builder.
-    async fn delete_builder(&self, name: &BuilderName, purge: bool) -> StoreResult<bool>;
+    /// False when there was no such builder (a deleted one counts only for a purge).
+    async fn delete_builder(&self, name: &BuilderName, purge: bool, at: i64) -> StoreResult<bool>;
 
     async fn find_token(&self, id: &str) -> StoreResult<Option<TokenRecord>>;
 
@@ -150,8 +150,8 @@ pub trait Storage: Send + Sync + 'static {
     /// (output path, builder, NAR hash) exists is a duplicate and changes nothing.
     async fn insert_attestations(&self, submission: Submission) -> StoreResult<InsertCounts>;
 
-    /// Every attestation of these output paths, oldest first.
-    async fn attestations_of_paths(&self, paths: &[StorePath]) -> StoreResult<Vec<AttestationRecord>>;
+    /// Every attestation of this output path, oldest first.
+    async fn attestations_of_path(&self, path: &StorePath) -> StoreResult<Vec<AttestationRecord>>;
 
     /// Every (path, builder, hash) vote for these paths; at most 10,000 paths.
     async fn votes_of_paths(&self, paths: &[StorePath]) -> StoreResult<Vec<Vote>>;

@@ -37,11 +37,7 @@ impl References {
 
     /// Parses the storage form written by [`References::to_space_separated`].
     pub fn from_space_separated(s: &str) -> Result<Self, crate::ParseError> {
-        let paths = s
-            .split(' ')
-            .filter(|p| !p.is_empty())
-            .map(StorePath::parse)
-            .collect::<Result<Vec<_>, _>>()?;
+        let paths = s.split(' ').filter(|p| !p.is_empty()).map(StorePath::parse).collect::<Result<Vec<_>, _>>()?;
         References::new(paths).map_err(|p| crate::ParseError::StorePath(format!("{p} listed twice")))
     }
 }
@@ -86,11 +82,5 @@ impl<'de> serde::Deserialize<'de> for References {
 /// The message Nix signs for a path (`ValidPathInfo::fingerprint`):
 /// `1;<path>;<sha256:nix32>;<nar size>;<references, comma-joined>`.
 pub fn fingerprint(path: &StorePath, nar_hash: &NarHash, nar_size: u64, references: &References) -> String {
-    format!(
-        "1;{};{};{};{}",
-        path,
-        nar_hash,
-        nar_size,
-        join(references.as_slice(), ",", StorePath::as_str)
-    )
+    format!("1;{};{};{};{}", path, nar_hash, nar_size, join(references.as_slice(), ",", StorePath::as_str))
 }

@@ -23,10 +23,7 @@ impl KeyName {
             return Err(ParseError::KeyName(format!("{}: must be 1 to {MAX_KEY_NAME} characters", quote(s))));
         }
         if !s.bytes().all(|c| c.is_ascii_alphanumeric() || b"._+@-".contains(&c)) {
-            return Err(ParseError::KeyName(format!(
-                "{}: may only hold A-Z a-z 0-9 . _ + @ -",
-                quote(s)
-            )));
+            return Err(ParseError::KeyName(format!("{}: may only hold A-Z a-z 0-9 . _ + @ -", quote(s))));
         }
         Ok(KeyName(s.into()))
     }
@@ -57,17 +54,13 @@ impl FromStr for KeyName {
 crate::serde_via_str!(KeyName, "a key name");
 
 fn split_named<'a>(s: &'a str, what: fn(String) -> ParseError) -> Result<(KeyName, &'a str), ParseError> {
-    let (name, data) = s
-        .split_once(':')
-        .ok_or_else(|| what(format!("{}: expected <name>:<base64>", quote(s))))?;
+    let (name, data) = s.split_once(':').ok_or_else(|| what(format!("{}: expected <name>:<base64>", quote(s))))?;
     let name = KeyName::parse(name).map_err(|e| what(e.to_string()))?;
     Ok((name, data))
 }
 
 fn decode_exact<const N: usize>(data: &str, what: fn(String) -> ParseError, s: &str) -> Result<[u8; N], ParseError> {
-    let bytes = B64
-        .decode(data)
-        .map_err(|_| what(format!("{}: the part after ':' is not valid base64", quote(s))))?;
+    let bytes = B64.decode(data).map_err(|_| what(format!("{}: the part after ':' is not valid base64", quote(s))))?;
     <[u8; N]>::try_from(bytes.as_slice())
         .map_err(|_| what(format!("{}: expected {N} bytes of base64, got {}", quote(s), bytes.len())))
 }
@@ -139,18 +132,16 @@ impl SecretKey {
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         let s = s.trim();
         // Never echo secret material: errors name the key but not the data.
-        let (name, data) = s
-            .split_once(':')
-            .ok_or_else(|| ParseError::SecretKey("expected <name>:<base64 of 64 bytes>".into()))?;
+        let (name, data) =
+            s.split_once(':').ok_or_else(|| ParseError::SecretKey("expected <name>:<base64 of 64 bytes>".into()))?;
         let name = KeyName::parse(name).map_err(|e| ParseError::SecretKey(e.to_string()))?;
         let bytes = B64
             .decode(data)
             .map_err(|_| ParseError::SecretKey(format!("key {name}: the part after ':' is not valid base64")))?;
         let bytes = <[u8; 64]>::try_from(bytes.as_slice())
             .map_err(|_| ParseError::SecretKey(format!("key {name}: expected 64 bytes, got {}", bytes.len())))?;
-        let key = SigningKey::from_keypair_bytes(&bytes).map_err(|_| {
-            ParseError::SecretKey(format!("key {name}: the public half does not belong to the seed"))
-        })?;
+        let key = SigningKey::from_keypair_bytes(&bytes)
+            .map_err(|_| ParseError::SecretKey(format!("key {name}: the public half does not belong to the seed")))?;
         Ok(SecretKey { name, key })
     }
 

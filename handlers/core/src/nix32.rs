@@ -83,17 +83,9 @@ mod tests {
     fn known_value() {
         // sha256 of "hi\n"-containing NAR from the Nix 2.8 vectors (hello).
         let hex = "10551daed7fa467d0b58826e7eb9a0f2af7d693de319f2ef775fffcda244b9f6";
-        let bytes: Vec<u8> = (0..32)
-            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
-            .collect();
-        assert_eq!(
-            encode(&bytes),
-            "1xmr8jicvzszfzpz46g37mlpvbzjl2wpwvl2b05psipssyp1sm8h"
-        );
-        assert_eq!(
-            decode::<32>("1xmr8jicvzszfzpz46g37mlpvbzjl2wpwvl2b05psipssyp1sm8h").unwrap()[..],
-            bytes[..]
-        );
+        let bytes: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect();
+        assert_eq!(encode(&bytes), "1xmr8jicvzszfzpz46g37mlpvbzjl2wpwvl2b05psipssyp1sm8h");
+        assert_eq!(decode::<32>("1xmr8jicvzszfzpz46g37mlpvbzjl2wpwvl2b05psipssyp1sm8h").unwrap()[..], bytes[..]);
     }
 
     #[test]

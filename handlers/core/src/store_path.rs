@@ -221,13 +221,7 @@ mod tests {
         let d = "/nix/store/76w21n1f03fs5kw8fnffphx7qrqffw6r-hello.drv";
         assert_eq!(DrvPath::parse(d).unwrap().as_str(), d);
         assert!(DrvPath::parse(HELLO).is_err());
-        assert_eq!(
-            DrvPath::from_basename_lenient("76w21n1f03fs5kw8fnffphx7qrqffw6r-hello").unwrap().as_str(),
-            d
-        );
-        assert_eq!(
-            DrvPath::from_basename_lenient("76w21n1f03fs5kw8fnffphx7qrqffw6r-hello.drv").unwrap().as_str(),
-            d
-        );
+        assert_eq!(DrvPath::from_basename_lenient("76w21n1f03fs5kw8fnffphx7qrqffw6r-hello").unwrap().as_str(), d);
+        assert_eq!(DrvPath::from_basename_lenient("76w21n1f03fs5kw8fnffphx7qrqffw6r-hello.drv").unwrap().as_str(), d);
     }
 }

@@ -58,11 +58,13 @@ pub async fn attestations(
     let mut rows = state.store.builder_attestations(&name, cursor.as_ref(), limit + 1).await?;
     let next_cursor = if rows.len() > limit as usize {
         rows.truncate(limit as usize);
-        rows.last().map(|r| encode_cursor(&Cursor {
-            submitted_at: r.submitted_at,
-            output_path: r.output_path.clone(),
-            nar_hash: r.nar_hash,
-        }))
+        rows.last().map(|r| {
+            encode_cursor(&Cursor {
+                submitted_at: r.submitted_at,
+                output_path: r.output_path.clone(),
+                nar_hash: r.nar_hash,
+            })
+        })
     } else {
         None
     };

@@ -39,11 +39,10 @@ fn group(rows: Vec<DerivationVote>) -> BTreeMap<OutputName, DerivationOutput> {
         .into_iter()
         .filter_map(|(name, paths)| {
             let builders_of = |v: &Votes| v.values().flatten().collect::<BTreeSet<_>>().len();
-            let (path, votes) = paths.into_iter().max_by(|a, b| {
-                builders_of(&a.1).cmp(&builders_of(&b.1)).then_with(|| b.0.cmp(&a.0))
-            })?;
-            let summary =
-                StatusSummary::from_votes(votes.iter().flat_map(|(h, bs)| bs.iter().map(move |b| (b, h))));
+            let (path, votes) = paths
+                .into_iter()
+                .max_by(|a, b| builders_of(&a.1).cmp(&builders_of(&b.1)).then_with(|| b.0.cmp(&a.0)))?;
+            let summary = StatusSummary::from_votes(votes.iter().flat_map(|(h, bs)| bs.iter().map(move |b| (b, h))));
             let mut results: Vec<HashResult> = votes
                 .into_iter()
                 .map(|(nar_hash, builders)| HashResult { nar_hash, builders: builders.into_iter().collect() })

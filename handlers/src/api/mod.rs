@@ -7,6 +7,7 @@ mod outputs;
 mod status;
 mod submit;
 
+pub use admin::ops as admin_ops;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use nhc_core::api::Attestation;
@@ -41,12 +42,10 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    state
-        .store
-        .health()
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+async fn health(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    state.store.health().await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
     Ok(Json(json!({"status": "ok"})))
 }
 

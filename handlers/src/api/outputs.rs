@@ -14,7 +14,7 @@ pub async fn show(
     PathParams(basename): PathParams<String>,
 ) -> Result<Json<OutputReport>, ApiError> {
     let path = StorePath::from_basename(&basename).map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
-    let rows = state.store.attestations_of_paths(std::slice::from_ref(&path)).await?;
+    let rows = state.store.attestations_of_path(&path).await?;
     if rows.is_empty() {
         return Err(ApiError::NotFound(format!("nobody attested {path}")));
     }

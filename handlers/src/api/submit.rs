@@ -50,11 +50,11 @@ pub(crate) fn verify(builder: &TokenRecord, req: SubmitRequest, now: i64) -> Res
             }
             (None, _) => {}
         }
-        let key: &PublicKey = builder
-            .public_keys
-            .iter()
-            .find(|k| k.name() == out.signature.key_name())
-            .ok_or_else(|| {
+        if out.nar_size > i64::MAX as u64 {
+            return Err(ApiError::InvalidRequest(format!("outputs[{i}].nar_size: too large")));
+        }
+        let key: &PublicKey =
+            builder.public_keys.iter().find(|k| k.name() == out.signature.key_name()).ok_or_else(|| {
                 ApiError::UnknownKey(format!(
                     "outputs[{i}].signature: key {} is not registered to builder {}",
                     out.signature.key_name(),
@@ -163,10 +163,8 @@ mod tests {
         let empty = SubmitRequest { drv_path: None, outputs: vec![] };
         assert!(matches!(verify(&b, empty, 0), Err(ApiError::InvalidRequest(_))));
 
-        let unnamed = SubmitRequest {
-            drv_path: Some(DrvPath::parse(DRV).unwrap()),
-            outputs: vec![output(&k1, None, P1, 10)],
-        };
+        let unnamed =
+            SubmitRequest { drv_path: Some(DrvPath::parse(DRV).unwrap()), outputs: vec![output(&k1, None, P1, 10)] };
         assert!(matches!(verify(&b, unnamed, 0), Err(ApiError::InvalidRequest(_))));
 
         let twice = SubmitRequest {

@@ -1,0 +1,268 @@
+//! `nhc-server`: serves the nix-hash-collection API on a local socket, and manages
+//! builders from the command line, on SQLite (default) or PostgreSQL.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::{Args, Parser, Subcommand};
+use nhc_handlers::core::api::CreateBuilderRequest;
+use nhc_handlers::core::{BuilderName, PublicKey};
+use nhc_handlers::{admin_ops, AppState, Clock};
+use nhc_store_sqlx::{SqlStore, StoreOptions};
+
+const ABOUT: &str = "\
+The nix-hash-collection server: collects signed NAR-hash attestations from trusted
+Nix builders and tells whether independent builders got the same bytes.
+
+The database is SQLite by default (the file is created and migrated on start) or
+PostgreSQL (postgres://USER@HOST/DB). Builders authenticate with tokens that
+`user add` and `token new` print once; only a hash of each token is stored.";
+
+#[derive(Parser)]
+#[command(name = "nhc-server", version, about = ABOUT)]
+struct Cli {
+    /// Database: sqlite://FILE (created if missing), a plain file path, or postgres://USER@HOST/DB.
+    #[arg(long, global = true, env = "DATABASE_URL", default_value = "sqlite://nhc.db")]
+    database: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (migrates the database first).
+    Serve(ServeArgs),
+    /// Manage builders.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Create or update the database schema (schema.sql) and exit.
+    Migrate,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "NHC_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Token for the admin API (/v1/admin/...). Without one the admin API answers 401;
+    /// builders can still be managed with `nhc-server user ...`.
+    #[arg(long, env = "NHC_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Read the admin token from this file instead (for systemd credentials and secrets managers).
+    #[arg(long, env = "NHC_ADMIN_TOKEN_FILE", conflicts_with = "admin_token")]
+    admin_token_file: Option<PathBuf>,
+    /// Largest number of database connections.
+    #[arg(long, env = "NHC_DB_CONNECTIONS", default_value_t = 8)]
+    db_connections: u32,
+    /// SQLite durability: `full` fsyncs every commit (default); `normal` may lose the
+    /// last commits on power loss (never on a crash of the server) and is faster.
+    #[arg(long, env = "NHC_SQLITE_SYNC", default_value = "full", value_parser = ["full", "normal"])]
+    sqlite_sync: String,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Register a builder with its public key(s) and print its first token on stdout.
+    Add {
+        /// Builder name: 1-64 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit.
+        name: String,
+        /// Public key as `nix key convert-secret-to-public` prints it (name:base64). Repeat for several.
+        #[arg(long = "public-key", required = true)]
+        public_keys: Vec<String>,
+    },
+    /// List builders and their public keys.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke every token of a builder (its attestations stay).
+    Revoke { name: String },
+    /// Delete a builder and its tokens; with --purge also its attestations.
+    Delete {
+        name: String,
+        #[arg(long)]
+        purge: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Issue a new token for a builder and print it on stdout.
+    New { name: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn clock() -> Clock {
+    Arc::new(|| SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0))
+}
+
+async fn open(database: &str, opts: &StoreOptions) -> Result<Arc<SqlStore>, String> {
+    let store = SqlStore::connect(database, opts).await.map_err(|e| e.to_string())?;
+    store.migrate().await.map_err(|e| e.to_string())?;
+    Ok(Arc::new(store))
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve(args) => serve(&cli.database, args).await,
+        Command::Migrate => {
+            let store = open(&cli.database, &StoreOptions::default()).await?;
+            eprintln!("schema applied to the {} database", store.backend());
+            store.close().await;
+            Ok(())
+        }
+        Command::User(cmd) => {
+            let store = open(&cli.database, &StoreOptions::default()).await?;
+            let state = AppState::new(store.clone(), clock(), None);
+            let result = user(&state, cmd).await;
+            store.close().await;
+            result
+        }
+        Command::Token(TokenCommand::New { name }) => {
+            let store = open(&cli.database, &StoreOptions::default()).await?;
+            let state = AppState::new(store.clone(), clock(), None);
+            let result = admin_ops::new_token(&state, &builder(&name)?).await;
+            store.close().await;
+            let t = result.map_err(|e| e.to_string())?;
+            println!("{}", t.token);
+            eprintln!("new token for {name} printed on stdout; it is shown only once");
+            Ok(())
+        }
+    }
+}
+
+fn builder(name: &str) -> Result<BuilderName, String> {
+    BuilderName::parse(name).map_err(|e| e.to_string())
+}
+
+async fn user(state: &AppState, cmd: UserCommand) -> Result<(), String> {
+    match cmd {
+        UserCommand::Add { name, public_keys } => {
+            let public_keys = public_keys
+                .iter()
+                .map(|k| PublicKey::parse(k.trim()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())?;
+            let req = CreateBuilderRequest { name: builder(&name)?, public_keys };
+            let created = admin_ops::create_builder(state, req).await.map_err(|e| e.to_string())?;
+            println!("{}", created.token);
+            eprintln!("builder {name} created; its token is printed on stdout and is shown only once");
+        }
+        UserCommand::List { json } => {
+            let builders = admin_ops::list_builders(state).await.map_err(|e| e.to_string())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&builders).map_err(|e| e.to_string())?);
+            } else if builders.is_empty() {
+                eprintln!("no builders yet: add one with `nhc-server user add NAME --public-key KEY`");
+            } else {
+                println!("{:<24} {:<28} PUBLIC KEYS", "NAME", "CREATED");
+                for b in builders {
+                    let keys: Vec<String> = b.public_keys.iter().map(|k| k.to_string()).collect();
+                    println!("{:<24} {:<28} {}", b.name, b.created_at, keys.join(" "));
+                }
+            }
+        }
+        UserCommand::Revoke { name } => {
+            let r = admin_ops::revoke(state, &builder(&name)?).await.map_err(|e| e.to_string())?;
+            println!("{}", r.revoked);
+            eprintln!("revoked {} token(s) of {name}", r.revoked);
+        }
+        UserCommand::Delete { name, purge } => {
+            admin_ops::delete_builder(state, &builder(&name)?, purge).await.map_err(|e| e.to_string())?;
+            eprintln!("deleted builder {name}{}", if purge { " and its attestations" } else { "" });
+        }
+    }
+    Ok(())
+}
+
+async fn serve(database: &str, args: ServeArgs) -> Result<(), String> {
+    let admin_token = match (&args.admin_token, &args.admin_token_file) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read the admin token file {}: {e}", path.display()))?,
+        ),
+        (None, None) => None,
+    };
+    let opts = StoreOptions {
+        max_connections: args.db_connections.max(1),
+        sqlite_full_sync: args.sqlite_sync == "full",
+        ..StoreOptions::default()
+    };
+    let store = open(database, &opts).await?;
+    let state = AppState::new(store.clone(), clock(), admin_token.as_deref());
+    if !state.admin_enabled() {
+        tracing::warn!("NHC_ADMIN_TOKEN is not set: the admin API is disabled (use `nhc-server user add`)");
+    }
+    let app = nhc_handlers::router(state).layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response));
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(database = store.backend(), "listening on http://{local}");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.map_err(|e| e.to_string())?;
+    tracing::info!("shutting down");
+    store.close().await;
+    Ok(())
+}
+
+/// A bug must not take the server down or leave the client without an answer.
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    tracing::error!("a request handler panicked");
+    nhc_handlers::ApiError::Internal("handler panicked".into()).into_response()
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
