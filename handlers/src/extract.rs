@@ -46,6 +46,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
+            // A document that is not JSON at all can fail as "wrong shape" first
+            // (`{} trailing` lacks a field before the trailing text is seen): check
+            // the syntax on this error path only, so valid requests parse once.
+            Category::Data if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err() => {
+                ApiError::InvalidJson(format!("malformed JSON: {inner}"))
+            }
             Category::Data => {
                 if path == "." {
                     ApiError::InvalidRequest(inner.to_string())

@@ -59,6 +59,16 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// How a transaction that will write starts. SQLite must take the write lock up
+/// front (IMMEDIATE): a deferred transaction that read first cannot upgrade while
+/// another connection writes, and fails at once with SQLITE_BUSY instead of waiting.
+pub(crate) fn begin_write(pool: &Pool) -> &'static str {
+    match pool {
+        Pool::Sqlite(_) => "BEGIN IMMEDIATE",
+        Pool::Postgres(_) => "BEGIN",
+    }
+}
+
 /// Connection settings beyond the URL.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {

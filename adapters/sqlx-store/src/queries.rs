@@ -16,7 +16,7 @@ pub(crate) async fn health(pool: &Pool) -> StoreResult<()> {
 
 pub(crate) async fn create_builder(pool: &Pool, b: &NewBuilder) -> StoreResult<()> {
     on_pool!(pool, p => {
-        let mut tx = p.begin().await.map_err(store_error)?;
+        let mut tx = p.begin_with(crate::begin_write(pool)).await.map_err(store_error)?;
         // Checked first for a message that names the clash; the unique constraints
         // still decide a race (mapped to Conflict as well).
         let taken = sqlx::query("SELECT 1 FROM builders WHERE name = $1")
@@ -156,7 +156,7 @@ pub(crate) async fn delete_builder(pool: &Pool, name: &BuilderName, purge: bool,
         &["DELETE FROM tokens WHERE builder = $1"]
     };
     on_pool!(pool, p => {
-        let mut tx = p.begin().await.map_err(store_error)?;
+        let mut tx = p.begin_with(crate::begin_write(pool)).await.map_err(store_error)?;
         for sql in statements {
             sqlx::query(sql).bind(name.as_str()).execute(&mut *tx).await.map_err(store_error)?;
         }

@@ -117,7 +117,7 @@ async fn insert_batch(pool: &Pool, submissions: &[&Submission]) -> StoreResult<V
     let derivations = serde_json::to_string(&derivations).map_err(|e| StoreError::Internal(e.to_string()))?;
 
     let inserted: HashSet<(String, String, String)> = on_pool!(pool, p, sql = (SQLITE_INSERT, PG_INSERT) => {
-        let mut tx = p.begin().await.map_err(store_error)?;
+        let mut tx = p.begin_with(crate::begin_write(pool)).await.map_err(store_error)?;
         let returned = sqlx::query(sql).bind(&rows).fetch_all(&mut *tx).await.map_err(store_error)?;
         let keys = returned
             .iter()

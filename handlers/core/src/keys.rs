@@ -53,7 +53,7 @@ impl FromStr for KeyName {
 }
 crate::serde_via_str!(KeyName, "a key name");
 
-fn split_named<'a>(s: &'a str, what: fn(String) -> ParseError) -> Result<(KeyName, &'a str), ParseError> {
+fn split_named(s: &str, what: fn(String) -> ParseError) -> Result<(KeyName, &str), ParseError> {
     let (name, data) = s.split_once(':').ok_or_else(|| what(format!("{}: expected <name>:<base64>", quote(s))))?;
     let name = KeyName::parse(name).map_err(|e| what(e.to_string()))?;
     Ok((name, data))

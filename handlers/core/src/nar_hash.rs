@@ -33,7 +33,7 @@ impl NarHash {
         let err = |why: &str| ParseError::NarHash(format!("{}: {why}", quote(s)));
         if let Some(rest) = s.strip_prefix("sha256:") {
             return match rest.len() {
-                52 => nix32::decode::<32>(rest).map(NarHash).map_err(|e| err(e)),
+                52 => nix32::decode::<32>(rest).map(NarHash).map_err(&err),
                 64 => decode_hex(rest).map(NarHash).ok_or_else(|| err("invalid hexadecimal digit")),
                 _ => Err(err("expected sha256: followed by 52 nix32 or 64 hex characters")),
             };

@@ -204,7 +204,7 @@ mod tests {
             format!("/nix/store/{h}-<script>"),
             format!("/nix/store/{h}-{}", "a".repeat(212)),
             format!("/nix/store/{}-hello", &h[..31]),
-            format!("/nix/store/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-hello"),
+            "/nix/store/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee-hello".to_owned(),
             format!("/nix/store/{h}_hello"),
             format!("/gnu/store/{h}-hello"),
             format!("/nix/store/../{h}-hello"),

@@ -39,7 +39,15 @@ pub fn router(state: AppState) -> Router {
         .route("/builders/{name}/{file}", get(narinfo::of_builder))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::map_response(no_sniff))
         .with_state(state)
+}
+
+/// Browsers must never guess HTML from a JSON or narinfo body that echoes input.
+async fn no_sniff(mut res: axum::response::Response) -> axum::response::Response {
+    res.headers_mut()
+        .insert(axum::http::header::X_CONTENT_TYPE_OPTIONS, axum::http::HeaderValue::from_static("nosniff"));
+    res
 }
 
 async fn health(

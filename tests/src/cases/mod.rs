@@ -1,0 +1,70 @@
+//! One module per concern; `all()` lists every case by name.
+
+mod admin;
+mod bad_input;
+mod basics;
+mod concurrency;
+mod narinfo;
+mod nix_client;
+mod pagination;
+mod queries;
+mod submit;
+
+use crate::client::Ctx;
+use crate::TestResult;
+
+pub use nix_client::available as nix_available;
+
+pub type Case = fn(&Ctx) -> TestResult;
+
+macro_rules! cases {
+    ($($module:ident :: $name:ident),* $(,)?) => {
+        vec![$((concat!(stringify!($module), "::", stringify!($name)), $module::$name as Case)),*]
+    };
+}
+
+pub fn all() -> Vec<(&'static str, Case)> {
+    cases![
+        basics::health_answers_ok,
+        basics::unknown_routes_are_json_404,
+        basics::wrong_methods_are_json_405,
+        basics::head_works_on_get_routes,
+        basics::cache_info_is_served,
+        admin::admin_routes_need_the_admin_token,
+        admin::created_builders_are_listed_with_their_keys,
+        admin::taken_names_and_keys_conflict,
+        admin::bad_builder_input_is_rejected_and_changes_nothing,
+        admin::tokens_can_be_added_and_revoked,
+        admin::delete_keeps_attestations_and_reserves_the_name,
+        admin::purge_removes_attestations,
+        admin::unknown_builders_are_404,
+        submit::submitted_attestations_are_returned,
+        submit::duplicates_count_once,
+        submit::any_registered_key_may_sign,
+        submit::missing_unknown_or_revoked_tokens_are_401,
+        submit::another_builders_key_is_403,
+        submit::bad_signatures_are_400,
+        submit::a_bad_output_rejects_the_whole_submission,
+        submit::hash_forms_are_canonicalised,
+        bad_input::malformed_json_is_400,
+        bad_input::bad_fields_are_400_and_change_nothing,
+        bad_input::oversized_bodies_are_413,
+        bad_input::hostile_strings_never_come_back_as_html,
+        queries::status_has_five_states,
+        queries::bulk_status_answers_every_path,
+        queries::bulk_status_limits,
+        queries::derivation_view_groups_outputs,
+        queries::fixed_output_paths_keep_every_deriver,
+        queries::query_inputs_are_validated,
+        pagination::attestations_page_newest_first,
+        pagination::page_parameters_are_validated,
+        concurrency::concurrent_first_submissions_of_one_derivation,
+        concurrency::concurrent_identical_submissions_store_once,
+        narinfo::builder_view_serves_its_own_signature,
+        narinfo::everyone_view_signs_with_every_agreeing_builder,
+        narinfo::everyone_view_breaks_ties_by_first_attested,
+        narinfo::narinfo_lookups_of_unknown_paths_are_404,
+        nix_client::nix_path_info_reads_a_builders_signature,
+        nix_client::nix_store_verify_needs_two_trusted_builders,
+    ]
+}
