@@ -16,6 +16,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo check --locked -p nhc-handlers --target wasm32-unknown-unknown
 cargo clippy --locked -p nhc-handlers --target wasm32-unknown-unknown -- -D warnings
 
+step "Nix files: parse, and the modules' options (nix/check.sh)"
+nix/check.sh
+
 step "unit and integration tests"
 cargo test --workspace --locked
 

@@ -1,0 +1,541 @@
+# Evaluates the NixOS modules, the package, flake.nix, default.nix and the VM
+# test without nixpkgs, for nix/check.sh:
+#
+#   nix-instantiate --eval --strict --json nix/tests/options-check.nix
+#
+# A small stand-in for nixpkgs' `lib` implements only what these files use,
+# with the same names and meaning as in nixpkgs, plus a tiny module evaluator
+# (options with defaults and type checks, mkIf/mkDefault/mkForce). It fails
+# (throws) when an option is missing, renamed or added without updating the
+# lists below, when a sample configuration does not type-check, or when the
+# generated configuration lost a property the project relies on. On success
+# it prints the generated shell scripts and the test script as JSON, for
+# `bash -n` and a Python syntax check.
+let
+  inherit (builtins)
+    all
+    attrNames
+    concatStringsSep
+    elem
+    filter
+    isAttrs
+    isBool
+    isFunction
+    isList
+    isString
+    length
+    mapAttrs
+    match
+    readFile
+    replaceStrings
+    stringLength
+    substring
+    ;
+
+  # ---- stand-in for nixpkgs lib ---------------------------------------------
+  lib = rec {
+    inherit all attrNames elem;
+    hasPrefix = pref: str: substring 0 (stringLength pref) str == pref;
+    hasSuffix =
+      suf: str:
+      let
+        ls = stringLength str;
+        lf = stringLength suf;
+      in
+      lf <= ls && substring (ls - lf) lf str == suf;
+    removePrefix =
+      pref: str: if hasPrefix pref str then substring (stringLength pref) (stringLength str) str else str;
+    removeSuffix =
+      suf: str: if hasSuffix suf str then substring 0 (stringLength str - stringLength suf) str else str;
+    optional = cond: x: if cond then [ x ] else [ ];
+    optionals = cond: xs: if cond then xs else [ ];
+    optionalString = cond: s: if cond then s else "";
+    optionalAttrs = cond: as: if cond then as else { };
+    concatStrings = concatStringsSep "";
+    concatMapStringsSep = sep: f: xs: concatStringsSep sep (map f xs);
+    mapAttrsToList = f: as: map (n: f n as.${n}) (attrNames as);
+    genAttrs = names: f: builtins.listToAttrs (map (n: { name = n; value = f n; }) names);
+    last = xs: builtins.elemAt xs (length xs - 1);
+    toInt =
+      s: if match "[0-9]+" s == null then throw "toInt: not a decimal integer: ${s}" else builtins.fromJSON s;
+    fileContents = f: removeSuffix "\n" (readFile f);
+    importTOML = f: builtins.fromTOML (readFile f);
+    escapeShellArg =
+      arg:
+      let
+        s = toString arg;
+      in
+      if match "[[:alnum:],._+:@%/-]+" s == null then "'${replaceStrings [ "'" ] [ "'\\''" ] s}'" else s;
+    getExe' = drv: name: "${drv}/bin/${name}";
+    getExe = drv: getExe' drv drv.meta.mainProgram;
+    hiPrio = drv: drv // { meta = (drv.meta or { }) // { priority = -10; }; };
+    cleanSource = src: src;
+    cleanSourceWith = args: { _type = "cleanSourceWith"; } // args;
+    licenses.mit = "mit";
+    platforms.unix = [ ];
+
+    mkOption = attrs: attrs // { _type = "option"; };
+    mkEnableOption =
+      name:
+      mkOption {
+        type = types.bool;
+        default = false;
+        example = true;
+        description = "Whether to enable ${name}.";
+      };
+    mkIf = condition: content: {
+      _type = "if";
+      inherit condition content;
+    };
+    mkOverride = priority: content: {
+      _type = "override";
+      inherit priority content;
+    };
+    mkDefault = mkOverride 1000;
+    mkForce = mkOverride 50;
+    literalExpression = text: {
+      _type = "literalExpression";
+      inherit text;
+    };
+
+    types = rec {
+      mk = name: check: extra: { inherit name check; } // extra;
+      bool = mk "bool" isBool { };
+      str = mk "str" isString { };
+      package = mk "package" (x: isAttrs x && x.type or null == "derivation") { };
+      nullOr = t: mk "nullOr" (x: x == null || t.check x) { elem = t; };
+      listOf = t: mk "listOf" (x: isList x && all t.check x) { elem = t; };
+      nonEmptyListOf = t: mk "nonEmptyListOf" (x: (listOf t).check x && x != [ ]) { elem = t; };
+      attrsOf = t: mk "attrsOf" (x: isAttrs x && all t.check (builtins.attrValues x)) { elem = t; };
+      submodule = module: mk "submodule" isAttrs { inherit module; };
+    };
+  };
+
+  # ---- stand-in for pkgs ----------------------------------------------------
+  fakeDrv =
+    name: extra:
+    {
+      type = "derivation";
+      inherit name;
+      outPath = "/nix/store/${substring 0 32 (builtins.hashString "sha256" name)}-${name}";
+      meta = { };
+    }
+    // extra;
+
+  basePkgs = {
+    inherit lib;
+    coreutils = fakeDrv "coreutils" { };
+    jq = fakeDrv "jq" { meta.mainProgram = "jq"; };
+    curl = fakeDrv "curl" { };
+    writeShellScript = name: text: builtins.toFile name "#!/bin/bash\n${text}";
+    writeShellScriptBin = name: text: fakeDrv name { inherit text; };
+    writeText = name: text: builtins.toFile name text;
+    testers.runNixOSTest = test: test;
+    mkShell = args: fakeDrv "shell" { inherit args; };
+    rustPlatform = {
+      buildRustPackage = args: fakeDrv "${args.pname}-${args.version}" { inherit args; };
+      rustLibSrc = fakeDrv "rust-lib-src" { };
+    };
+    nixfmt-tree = fakeDrv "nixfmt-tree" { };
+  }
+  // lib.genAttrs [ "cargo" "rustc" "clippy" "rustfmt" "rust-analyzer" "sqlite" "postgresql" "wrk" ] (
+    n: fakeDrv n { }
+  );
+  callPackageWith =
+    pkgs: f: args:
+    let
+      fn = import f;
+    in
+    fn (builtins.intersectAttrs (builtins.functionArgs fn) pkgs // args);
+
+  # Without the overlay: the modules fall back to callPackage ../package.nix.
+  pkgsPlain = basePkgs // {
+    callPackage = callPackageWith pkgsPlain;
+  };
+  # With the overlay applied.
+  pkgs = pkgsPlain // {
+    nix-hash-collection = fakeDrv "nix-hash-collection-0.1.0" { meta.mainProgram = "nhc"; };
+  };
+
+  # ---- a tiny module evaluator ------------------------------------------------
+  isOption = x: isAttrs x && x._type or null == "option";
+  unwrap = d: if isAttrs d && d._type or null == "override" then unwrap d.content else d;
+
+  # Option paths below `opts`, nested groups joined with "." and the options
+  # of attrsOf-submodule values under "<name>".
+  optionNames =
+    prefix: opts:
+    builtins.concatMap (
+      n:
+      let
+        o = opts.${n};
+        p = if prefix == "" then n else "${prefix}.${n}";
+      in
+      if isOption o then
+        [ p ]
+        ++ (
+          if o.type.name == "attrsOf" && o.type.elem.name == "submodule" then
+            optionNames "${p}.<name>" (submoduleOptions o.type.elem.module "<name>")
+          else
+            [ ]
+        )
+      else
+        optionNames p o
+    ) (attrNames opts);
+
+  submoduleOptions =
+    module: name:
+    (
+      if isFunction module then
+        module {
+          inherit lib name;
+          config = { };
+        }
+      else
+        module
+    ).options;
+
+  fill =
+    path: opts: defs:
+    let
+      unknown = filter (n: !(opts ? ${n})) (attrNames defs);
+    in
+    if !isAttrs defs then
+      throw "${path}: is a group of options, not a value"
+    else if unknown != [ ] then
+      throw "${path}: no such option: ${concatStringsSep ", " unknown}"
+    else
+      mapAttrs (
+        n: o:
+        let
+          p = "${path}.${n}";
+        in
+        if isOption o then
+          optionValue p o (defs ? ${n}) (defs.${n} or null)
+        else
+          fill p o (defs.${n} or { })
+      ) opts;
+
+  optionValue =
+    p: o: defined: def:
+    let
+      raw =
+        if defined then
+          unwrap def
+        else if o ? default then
+          o.default
+        else
+          throw "${p}: used but not defined";
+      value =
+        if o.type.name == "attrsOf" && o.type.elem.name == "submodule" then
+          mapAttrs (n: v: fill "${p}.${n}" (submoduleOptions o.type.elem.module n) v) raw
+        else
+          raw;
+    in
+    if !(o ? description) && o.type.name != "bool" then
+      throw "${p}: no description"
+    else if o.type.check value then
+      value
+    else
+      throw "${p}: the value does not have type ${o.type.name}";
+
+  # mkIf/mkOverride pushed through attribute sets; a false mkIf removes the
+  # attribute, as in the module system.
+  absent = {
+    _type = "absent";
+  };
+  resolve =
+    v:
+    if !isAttrs v || v.type or null == "derivation" then
+      v
+    else if v._type or null == "if" then
+      (if v.condition then resolve v.content else absent)
+    else if v._type or null == "override" then
+      resolve v.content
+    else
+      lib.optionalAttrs (v._type or null != "absent") (
+        builtins.removeAttrs (mapAttrs (_: resolve) v) (
+          filter (n: isAttrs v.${n} && v.${n}._type or null == "if" && !v.${n}.condition) (attrNames v)
+        )
+      );
+
+  baseConfig = {
+    nix.package = fakeDrv "nix-2.31" { };
+    systemd.package = fakeDrv "systemd-258" { };
+  };
+
+  # Evaluates `module` with `defs` as the definitions of its options under
+  # services.<service>. Returns the option names and the resolved config.
+  evalModule =
+    {
+      module,
+      service,
+      defs,
+      pkgs,
+    }:
+    let
+      m = import module { inherit config lib pkgs; };
+      values = fill "services" m.options.services { ${service} = defs; };
+      config = baseConfig // {
+        services = values;
+      };
+      resolved =
+        let
+          r = resolve m.config;
+        in
+        if r._type or null == "absent" then { } else r;
+      failed = filter (a: !a.assertion) (resolved.assertions or [ ]);
+    in
+    {
+      options = optionNames "" m.options.services.${service};
+      cfg = values.${service};
+      config = resolved;
+      failedAssertions = map (a: a.message) failed;
+    };
+
+  check = cond: msg: if cond then true else throw "check failed: ${msg}";
+  checkAll = checks: builtins.deepSeq (map (c: check c.c c.m) checks) true;
+  fails = x: !(builtins.tryEval (builtins.deepSeq x x)).success;
+  # lib.strings.hasInfix
+  has =
+    needle: hay:
+    let
+      ln = stringLength needle;
+      lh = stringLength hay;
+    in
+    ln <= lh && builtins.any (i: substring i ln hay == needle) (builtins.genList (i: i) (lh - ln + 1));
+
+  # ---- expected option names --------------------------------------------------
+  clientOptions = [
+    "async"
+    "collection-url"
+    "enable"
+    "enableDiffHook"
+    "flushInterval"
+    "package"
+    "secretKeyFile"
+    "spoolDir"
+    "tokenFile"
+  ];
+  serverOptions = [
+    "adminTokenFile"
+    "builders"
+    "builders.<name>.publicKeys"
+    "database.createLocally"
+    "database.url"
+    "enable"
+    "environmentFile"
+    "listen"
+    "openFirewall"
+    "package"
+  ];
+  sameList = a: b: builtins.sort builtins.lessThan a == builtins.sort builtins.lessThan b;
+
+  # ---- client -------------------------------------------------------------------
+  client = defs: evalModule {
+    module = ../module.nix;
+    service = "hash-collection";
+    inherit defs pkgs;
+  };
+  # Exactly the configuration the seed promises.
+  seed = client {
+    enable = true;
+    collection-url = "https://hash-collection.example.org";
+    tokenFile = "/run/keys/hash-collection-token";
+    secretKeyFile = "/run/keys/hash-collection-key";
+  };
+  seedHook = readFile seed.config.nix.settings.post-build-hook;
+  flush = seed.config.systemd.services.hash-collection-flush;
+  flushScript = readFile flush.serviceConfig.ExecStart;
+  asyncClient = client {
+    enable = true;
+    collection-url = "http://10.0.0.1:8080";
+    tokenFile = "/var/lib/secrets/token";
+    secretKeyFile = "/var/lib/secrets/key";
+    async = true;
+    spoolDir = "/var/spool/hash collection";
+    enableDiffHook = true;
+  };
+  asyncHook = readFile asyncClient.config.nix.settings.post-build-hook;
+  diffHook = readFile asyncClient.config.nix.settings.diff-hook;
+  badClient = client {
+    enable = true;
+    collection-url = "ftp://example.org";
+    tokenFile = "/nix/store/00000000000000000000000000000000-token";
+  };
+  # Falls back to callPackage ../package.nix when pkgs has no nix-hash-collection.
+  plainClient = evalModule {
+    module = ../module.nix;
+    service = "hash-collection";
+    defs = { enable = false; };
+    pkgs = pkgsPlain;
+  };
+
+  clientChecks = checkAll [
+    { c = sameList seed.options clientOptions; m = "client options are ${toString seed.options}, expected ${toString clientOptions}"; }
+    { c = seed.failedAssertions == [ ]; m = "seed config fails assertions: ${toString seed.failedAssertions}"; }
+    { c = has "export HASH_COLLECTION_SERVER=https://hash-collection.example.org\n" seedHook; m = "hook exports the server URL"; }
+    { c = has "export HASH_COLLECTION_TOKEN_FILE=/run/keys/hash-collection-token\n" seedHook; m = "hook exports the token file path"; }
+    { c = has "export HASH_COLLECTION_SECRET_KEY_FILE=/run/keys/hash-collection-key\n" seedHook; m = "hook exports the key file path"; }
+    { c = has "export HASH_COLLECTION_SPOOL=/var/lib/hash-collection/spool\n" seedHook; m = "hook exports the spool"; }
+    { c = !has "HASH_COLLECTION_ASYNC" seedHook; m = "synchronous by default"; }
+    { c = has "exec ${pkgs.nix-hash-collection}/bin/nhc-hook \"$@\"" seedHook; m = "hook execs nhc-hook"; }
+    { c = seed.config.nix.settings ? post-build-hook && !(seed.config.nix.settings ? run-diff-hook) && !(seed.config.nix.settings ? diff-hook); m = "no diff hook by default"; }
+    { c = flush.serviceConfig.LoadCredential == [ "token:/run/keys/hash-collection-token" "secret-key:/run/keys/hash-collection-key" ]; m = "flush service loads credentials"; }
+    { c = flush.environment.HASH_COLLECTION_TOKEN_FILE == "%d/token" && flush.environment.HASH_COLLECTION_SECRET_KEY_FILE == "%d/secret-key"; m = "flush env points into the credentials directory"; }
+    { c = flush.environment.HASH_COLLECTION_SPOOL == "/var/lib/hash-collection/spool"; m = "flush spool"; }
+    { c = has "/bin/nhc flush" flushScript; m = "flush runs nhc flush"; }
+    { c = flush.serviceConfig.ProtectSystem == "strict" && flush.serviceConfig.ReadWritePaths == [ "/var/lib/hash-collection/spool" ]; m = "flush hardening: ProtectSystem/ReadWritePaths"; }
+    { c = flush.serviceConfig.PrivateTmp && flush.serviceConfig.NoNewPrivileges && flush.serviceConfig.CapabilityBoundingSet == ""; m = "flush hardening: PrivateTmp/NoNewPrivileges/capabilities"; }
+    { c = flush.serviceConfig.RestrictAddressFamilies == [ "AF_INET" "AF_INET6" "AF_UNIX" ]; m = "flush address families"; }
+    { c = seed.config.systemd.paths.hash-collection-flush.pathConfig.PathChanged == "/var/lib/hash-collection/spool"; m = "path unit on the spool"; }
+    { c = seed.config.systemd.paths.hash-collection-flush.pathConfig.Unit == "hash-collection-flush.service"; m = "path unit triggers the flush"; }
+    { c = seed.config.systemd.timers.hash-collection-flush.timerConfig.OnUnitInactiveSec == "15min"; m = "flush timer"; }
+    { c = seed.config.systemd.tmpfiles.rules == [ "d /var/lib/hash-collection/spool 0700 root root - -" ]; m = "spool created 0700"; }
+    { c = seed.config.environment.systemPackages == [ pkgs.nix-hash-collection ]; m = "nhc installed"; }
+    { c = has "export HASH_COLLECTION_ASYNC=1\n" asyncHook; m = "async mode exported"; }
+    { c = has "export HASH_COLLECTION_SPOOL='/var/spool/hash collection'\n" asyncHook; m = "spool path quoted"; }
+    { c = asyncClient.config.nix.settings.run-diff-hook == true; m = "run-diff-hook set"; }
+    { c = has "/bin/nhc-hook \"$@\"" diffHook && !has "/var/lib/secrets" diffHook; m = "diff hook gets no secret paths"; }
+    { c = asyncClient.config.systemd.services.hash-collection-flush.serviceConfig.ReadWritePaths == [ "/var/spool/hash collection" ]; m = "custom spool writable"; }
+    { c = length badClient.failedAssertions == 3; m = "bad client config must fail 3 assertions (url, tokenFile in store, secretKeyFile unset), got: ${toString badClient.failedAssertions}"; }
+    { c = (client { }).config == { }; m = "disabled module configures nothing"; }
+    { c = fails (client { enable = true; token = "/x"; }).cfg; m = "an unknown option must be an error"; }
+    { c = fails (client { enable = "yes"; }).cfg; m = "a mistyped value must be an error"; }
+    { c = plainClient.cfg.package.name == package.name; m = "package falls back to ../package.nix"; }
+  ];
+
+  # ---- server -------------------------------------------------------------------
+  server = defs: evalModule {
+    module = ../server-module.nix;
+    service = "hash-collection-server";
+    inherit defs pkgs;
+  };
+  key1 = lib.fileContents ./builder-1.public;
+  key2 = lib.fileContents ./builder-2.public;
+  otherKey = "other:${substring 15 44 key2}";
+  sqliteServer = server {
+    enable = true;
+    listen = "0.0.0.0:8080";
+    openFirewall = true;
+    adminTokenFile = "/run/keys/admin-token";
+    builders = {
+      builder-1.publicKeys = [ key1 ];
+      "b.2".publicKeys = [ key2 otherKey ];
+    };
+  };
+  svc = sqliteServer.config.systemd.services.hash-collection-server;
+  ensureBuilders = readFile (builtins.head svc.serviceConfig.ExecStartPre);
+  adminCli = (builtins.head sqliteServer.config.environment.systemPackages).text;
+  pgServer = server {
+    enable = true;
+    listen = "[::]:443";
+    openFirewall = true;
+    database.createLocally = true;
+  };
+  pgSvc = pgServer.config.systemd.services.hash-collection-server;
+  plainServer = server { enable = true; };
+  plainSvc = plainServer.config.systemd.services.hash-collection-server;
+
+  serverChecks = checkAll [
+    { c = sameList sqliteServer.options serverOptions; m = "server options are ${toString sqliteServer.options}, expected ${toString serverOptions}"; }
+    { c = sqliteServer.failedAssertions == [ ]; m = "sqlite config fails assertions: ${toString sqliteServer.failedAssertions}"; }
+    { c = svc.serviceConfig.ExecStart == "${pkgs.nix-hash-collection}/bin/nhc-server serve"; m = "ExecStart"; }
+    { c = svc.environment.DATABASE_URL == "sqlite:///var/lib/hash-collection-server/nhc.db"; m = "SQLite in the state directory by default"; }
+    { c = svc.environment.NHC_LISTEN == "0.0.0.0:8080"; m = "listen"; }
+    { c = svc.environment.NHC_ADMIN_TOKEN_FILE == "%d/admin-token" && svc.serviceConfig.LoadCredential == [ "admin-token:/run/keys/admin-token" ]; m = "admin token via LoadCredential"; }
+    { c = !(plainSvc.environment ? NHC_ADMIN_TOKEN_FILE) && plainSvc.serviceConfig.LoadCredential == [ ] && plainSvc.serviceConfig.ExecStartPre == [ ]; m = "no admin token, no builders: nothing extra"; }
+    { c = plainSvc.environment.NHC_LISTEN == "127.0.0.1:8080" && plainServer.failedAssertions == [ ]; m = "defaults"; }
+    { c = !(plainServer.config.networking.firewall ? allowedTCPPorts); m = "firewall closed by default"; }
+    { c = sqliteServer.config.networking.firewall.allowedTCPPorts == [ 8080 ]; m = "openFirewall opens the listen port"; }
+    { c = svc.serviceConfig.DynamicUser && svc.serviceConfig.StateDirectory == "hash-collection-server" && svc.serviceConfig.NoNewPrivileges; m = "DynamicUser/StateDirectory/NoNewPrivileges"; }
+    { c = svc.serviceConfig.ProtectSystem == "strict" && svc.serviceConfig.CapabilityBoundingSet == "" && svc.serviceConfig.PrivateUsers; m = "server hardening"; }
+    { c = svc.serviceConfig.RestrictAddressFamilies == [ "AF_INET" "AF_INET6" "AF_UNIX" ] && elem "@system-service" svc.serviceConfig.SystemCallFilter; m = "address families, syscall filter"; }
+    { c = has "user list --json" ensureBuilders && has "user add builder-1 --public-key ${lib.escapeShellArg key1} >/dev/null" ensureBuilders; m = "declared builders created with user add, token discarded"; }
+    { c = has "user add b.2 --public-key ${lib.escapeShellArg key2} --public-key ${lib.escapeShellArg otherKey} >/dev/null" ensureBuilders; m = "several keys"; }
+    { c = !(sqliteServer.config.services ? postgresql); m = "no postgres for SQLite"; }
+    { c = has "DynamicUser=yes" adminCli && has "User=hash-collection " adminCli && has "--setenv=DATABASE_URL=sqlite:///var/lib/hash-collection-server/nhc.db" adminCli && has "/bin/nhc-server \"$@\"" adminCli; m = "admin CLI runs as the service user"; }
+    { c = pgServer.failedAssertions == [ ]; m = "postgres config fails assertions: ${toString pgServer.failedAssertions}"; }
+    { c = pgSvc.environment.DATABASE_URL == "postgres:///hash-collection?host=/run/postgresql&user=hash-collection"; m = "local postgres over the socket with peer auth"; }
+    { c = pgServer.config.services.postgresql.enable && pgServer.config.services.postgresql.ensureDatabases == [ "hash-collection" ]; m = "postgres database"; }
+    { c = pgServer.config.services.postgresql.ensureUsers == [ { name = "hash-collection"; ensureDBOwnership = true; } ]; m = "postgres role"; }
+    { c = pgSvc.requires == [ "postgresql.service" ] && elem "postgresql.service" pgSvc.after; m = "ordered after postgres"; }
+    { c = pgSvc.serviceConfig.User == "hash-collection"; m = "user name matches the role (peer auth)"; }
+    { c = pgServer.config.networking.firewall.allowedTCPPorts == [ 443 ] && pgSvc.serviceConfig.CapabilityBoundingSet == "CAP_NET_BIND_SERVICE" && !pgSvc.serviceConfig.PrivateUsers; m = "privileged port"; }
+    { c = (server { enable = true; listen = "localhost:8080"; }).failedAssertions != [ ]; m = "a host name is not a socket address"; }
+    { c = (server { enable = true; builders."-x".publicKeys = [ key1 ]; }).failedAssertions != [ ]; m = "bad builder name"; }
+    { c = fails (server { enable = true; builders.x.publicKeys = [ ]; }).cfg; m = "a builder needs a key"; }
+    { c = fails (server { enable = true; database = "sqlite://x"; }).cfg; m = "database is a group of options"; }
+    { c = (server { }).config == { }; m = "disabled server configures nothing"; }
+  ];
+
+  # ---- package ------------------------------------------------------------------
+  package = pkgsPlain.callPackage ../package.nix { };
+  root = toString ../..;
+  srcFilter = package.args.src.filter;
+  keeps = rel: type: srcFilter "${root}/${rel}" type;
+  packageChecks = checkAll [
+    { c = package.args.version == (lib.importTOML ../../Cargo.toml).workspace.package.version; m = "version from Cargo.toml"; }
+    { c = builtins.pathExists package.args.cargoLock.lockFile; m = "Cargo.lock exists"; }
+    { c = package.args.cargoBuildFlags == [ "-p" "nhc-server" "-p" "nhc-hook" ]; m = "only native packages built"; }
+    { c = all (p: elem p package.args.cargoTestFlags) [ "nhc-server" "nhc-hook" ]; m = "tests of the built packages run"; }
+    { c = package.meta.mainProgram or package.args.meta.mainProgram == "nhc"; m = "mainProgram"; }
+    { c = keeps "handlers" "directory" && keeps "Cargo.toml" "regular" && keeps "schema.sql" "regular" && keeps "testdata" "directory"; m = "source keeps the workspace"; }
+    { c = !keeps "target" "directory" && !keeps "adapters/worker/node_modules" "directory" && !keeps "node_modules" "directory"; m = "source drops target/ and node_modules/"; }
+    { c = !keeps "nix" "directory" && !keeps "flake.nix" "regular" && !keeps "nhc.db" "regular"; m = "source drops nix files and databases"; }
+  ];
+
+  # ---- flake.nix and default.nix --------------------------------------------------
+  flake = import ../../flake.nix;
+  flakeOutputs = flake.outputs {
+    self = flakeOutputs;
+    nixpkgs = {
+      inherit lib;
+      legacyPackages = lib.genAttrs [ "x86_64-linux" "aarch64-linux" "x86_64-darwin" "aarch64-darwin" ] (_: pkgsPlain);
+    };
+  };
+  nonFlake = import ../../default.nix { pkgs = pkgsPlain; };
+  flakeChecks = checkAll [
+    { c = flake.inputs.nixpkgs.url == "github:NixOS/nixpkgs/nixos-unstable"; m = "nixpkgs input"; }
+    { c = flakeOutputs.packages.x86_64-linux.default.type == "derivation" && flakeOutputs.packages.aarch64-linux ? nix-hash-collection; m = "packages"; }
+    { c = flakeOutputs.nixosModules.client == ../module.nix && flakeOutputs.nixosModules.server == ../server-module.nix && flakeOutputs.nixosModules.default == ../module.nix; m = "nixosModules"; }
+    { c = (flakeOutputs.overlays.default pkgsPlain pkgsPlain).nix-hash-collection.type == "derivation"; m = "overlay"; }
+    { c = flakeOutputs.devShells.x86_64-linux.default.type == "derivation"; m = "devShell"; }
+    { c = flakeOutputs.checks.x86_64-linux ? basic && flakeOutputs.checks.aarch64-linux ? basic && !(flakeOutputs.checks.x86_64-darwin ? basic); m = "checks.basic on Linux"; }
+    { c = nonFlake.type == "derivation" && nonFlake.modules.client == ../module.nix && nonFlake.modules.server == ../server-module.nix; m = "default.nix"; }
+  ];
+
+  # ---- the VM test's node configurations use the modules' options ----------------
+  test = import ./basic.nix {
+    pkgs = pkgsPlain;
+    package = pkgs.nix-hash-collection;
+  };
+  node = name: test.nodes.${name} { };
+  serverNode = node "server";
+  testServer = server serverNode.services.hash-collection-server;
+  testBuilders = map (n: client (node n).services.hash-collection) [ "builder1" "builder2" ];
+  testChecks = checkAll [
+    { c = serverNode.imports == [ ../server-module.nix ] && testServer.failedAssertions == [ ]; m = "test server node"; }
+    { c = testServer.cfg.builders.builder-1.publicKeys == [ key1 ]; m = "test registers builder-1"; }
+    { c = all (b: b.failedAssertions == [ ]) testBuilders; m = "test builder nodes"; }
+    { c = map (b: b.cfg.async) testBuilders == [ false true ]; m = "one synchronous and one asynchronous builder"; }
+    { c = all (n: (node n).imports == [ ../module.nix ]) [ "builder1" "builder2" ]; m = "builders import the client module"; }
+  ];
+in
+assert clientChecks && serverChecks && packageChecks && flakeChecks && testChecks;
+{
+  options = {
+    client = seed.options;
+    server = sqliteServer.options;
+  };
+  # For `bash -n` and a Python syntax check in check.sh.
+  shellScripts = {
+    post-build-hook = seedHook;
+    post-build-hook-async = asyncHook;
+    diff-hook = diffHook;
+    flush = flushScript;
+    ensure-builders = ensureBuilders;
+    admin-cli = adminCli;
+  };
+  testScript = test.testScript;
+}
