@@ -8,13 +8,17 @@ cd "$(dirname "$0")"
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
-[ "${NHC_SKIP_INSTALL:-0}" = 1 ] || scripts/install-test-deps
+if [ "${NHC_SKIP_INSTALL:-0}" != 1 ]; then
+  scripts/install-test-deps
+  scripts/install-worker-tools
+  scripts/install-lambda-tools
+fi
 
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo check --locked -p nhc-handlers --target wasm32-unknown-unknown
-cargo clippy --locked -p nhc-handlers --target wasm32-unknown-unknown -- -D warnings
+cargo clippy --locked -p nhc-handlers -p nhc-worker --target wasm32-unknown-unknown -- -D warnings
 
 step "Nix files: parse, and the modules' options (nix/check.sh)"
 nix/check.sh
@@ -31,5 +35,11 @@ scripts/conformance adapters/server/dev.sh
 
 step "conformance: nhc-server on PostgreSQL (a fresh database)"
 DATABASE_URL=$(scripts/ensure-postgres) scripts/conformance adapters/server/dev.sh
+
+step "conformance: the Worker in workerd (wrangler dev --local) with a local D1"
+scripts/conformance adapters/worker/dev.sh
+
+step "conformance: the Lambda under cargo lambda watch, on a fresh PostgreSQL database"
+DATABASE_URL=$(scripts/ensure-postgres) scripts/conformance adapters/lambda/dev.sh
 
 step "all tests passed"

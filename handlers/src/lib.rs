@@ -16,5 +16,7 @@ pub use error::ApiError;
 pub use state::{AppState, Clock};
 pub use storage::{Storage, StoreError};
 
+/// Re-exported so adapters name the same `Router` without a dependency of their own.
+pub use axum;
 /// Re-exported so adapters and clients name the same types.
 pub use nhc_core as core;

@@ -81,8 +81,8 @@ impl Ctx {
         format!("{}{}", self.base, path)
     }
 
-    fn finish(&self, r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Resp, Failed> {
-        let mut r = r.map_err(|e| Failed::from(format!("HTTP request failed: {e}")))?;
+    fn finish(&self, what: &str, r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Resp, Failed> {
+        let mut r = r.map_err(|e| Failed::from(format!("{what}: HTTP request failed: {e}")))?;
         let status = r.status().as_u16();
         let content_type = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         let nosniff = r.headers().get("x-content-type-options").is_some_and(|v| v.as_bytes() == b"nosniff");
@@ -93,25 +93,29 @@ impl Ctx {
             .read_to_string()
             .map_err(|e| Failed::from(format!("reading the response failed: {e}")))?;
         if status >= 500 && status != 503 {
-            return Err(format!("server error {status}: {body}").into());
+            return Err(format!("{what}: server error {status}: {body}").into());
         }
         Ok(Resp { status, content_type, nosniff, body })
     }
 
     pub fn get(&self, path: &str) -> Result<Resp, Failed> {
-        self.finish(self.agent.get(self.url(path)).call())
+        self.finish(&format!("GET {path}"), self.agent.get(self.url(path)).call())
     }
 
     pub fn head(&self, path: &str) -> Result<Resp, Failed> {
-        self.finish(self.agent.head(self.url(path)).call())
+        self.finish(&format!("HEAD {path}"), self.agent.head(self.url(path)).call())
     }
 
     pub fn post(&self, path: &str, token: Option<&str>, body: &[u8]) -> Result<Resp, Failed> {
-        let mut req = self.agent.post(self.url(path)).header("content-type", "application/json");
+        self.post_typed(path, token, "application/json", body)
+    }
+
+    pub fn post_typed(&self, path: &str, token: Option<&str>, content_type: &str, body: &[u8]) -> Result<Resp, Failed> {
+        let mut req = self.agent.post(self.url(path)).header("content-type", content_type);
         if let Some(t) = token {
             req = req.header("authorization", &format!("Bearer {t}"));
         }
-        self.finish(req.send(body))
+        self.finish(&format!("POST {path} ({} bytes)", body.len()), req.send(body))
     }
 
     pub fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> Result<Resp, Failed> {
@@ -119,7 +123,7 @@ impl Ctx {
     }
 
     pub fn put(&self, path: &str) -> Result<Resp, Failed> {
-        self.finish(self.agent.put(self.url(path)).send(&b""[..]))
+        self.finish(&format!("PUT {path}"), self.agent.put(self.url(path)).send(&b""[..]))
     }
 
     pub fn delete(&self, path: &str, token: Option<&str>) -> Result<Resp, Failed> {
@@ -127,7 +131,7 @@ impl Ctx {
         if let Some(t) = token {
             req = req.header("authorization", &format!("Bearer {t}"));
         }
-        self.finish(req.call())
+        self.finish(&format!("DELETE {path}"), req.call())
     }
 
     /// POSTs `len` bytes of `fill` the way curl sends a large body: headers with
@@ -170,7 +174,16 @@ impl Ctx {
             }
             Ok((status, headers))
         };
-        let (mut status, mut headers) = read_head(&mut reader)?;
+        // Like curl: wait a moment for the server's verdict (an early 413, or
+        // `100 Continue`); servers that send neither get the body after a second.
+        stream.set_read_timeout(Some(Duration::from_secs(1))).map_err(|e| e.to_string())?;
+        let answered = match reader.fill_buf() {
+            Ok(buf) => !buf.is_empty(),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => false,
+            Err(e) => return Err(e.to_string().into()),
+        };
+        stream.set_read_timeout(Some(Duration::from_secs(60))).map_err(|e| e.to_string())?;
+        let (mut status, mut headers) = if answered { read_head(&mut reader)? } else { (100, Vec::new()) };
         if status == 100 {
             // A write error here means the server answered before reading it all;
             // the answer is still there to read.
@@ -183,17 +196,29 @@ impl Ctx {
             })
         };
         let content_type = header("content-type").unwrap_or_default();
-        let mut body = String::new();
+        let mut raw = Vec::new();
         match header("content-length").and_then(|l| l.parse::<usize>().ok()) {
             Some(n) => {
-                let mut buf = vec![0; n];
-                reader.read_exact(&mut buf).map_err(|e| e.to_string())?;
-                body = String::from_utf8_lossy(&buf).into_owned();
+                raw.resize(n, 0);
+                reader.read_exact(&mut raw).map_err(|e| e.to_string())?;
             }
+            None if header("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) => loop {
+                let mut size_line = String::new();
+                reader.read_line(&mut size_line).map_err(|e| e.to_string())?;
+                let size = usize::from_str_radix(size_line.trim().split(';').next().unwrap_or(""), 16)
+                    .map_err(|_| Failed::from(format!("bad chunk size {size_line:?}")))?;
+                let mut chunk = vec![0; size + 2];
+                reader.read_exact(&mut chunk).map_err(|e| e.to_string())?;
+                if size == 0 {
+                    break;
+                }
+                raw.extend_from_slice(&chunk[..size]);
+            },
             None => {
-                let _ = reader.read_to_string(&mut body);
+                let _ = reader.read_to_end(&mut raw);
             }
         }
+        let body = String::from_utf8_lossy(&raw).into_owned();
         let nosniff = header("x-content-type-options").is_some_and(|v| v == "nosniff");
         Ok(Resp { status, content_type, nosniff, body })
     }

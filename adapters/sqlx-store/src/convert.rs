@@ -1,10 +1,7 @@
-//! Rows to domain types. Values were validated before they were written, so a value
-//! that does not parse here means corrupt data: an internal error, never a panic.
+//! sqlx rows into the row types of `nhc_sql::rows`, by column position.
 
-use nhc_handlers::core::fingerprint::References;
-use nhc_handlers::core::{BuilderName, DrvPath, NarHash, OutputName, PublicKey, Signature, StorePath};
-use nhc_handlers::storage::{AttestationRecord, StoreResult};
-use nhc_handlers::StoreError;
+use nhc_handlers::storage::StoreResult;
+use nhc_sql::rows::{AttestationRow, BuilderKeyRow, DerivationVoteRow, KeyRow, TokenKeyRow};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::error::store_error;
@@ -38,36 +35,43 @@ where
     }
 }
 
-pub(crate) fn corrupt(what: impl std::fmt::Display) -> StoreError {
-    StoreError::Internal(format!("corrupt row in the database: {what}"))
-}
-
-pub(crate) fn parse<T, E: std::fmt::Display>(s: &str, f: impl FnOnce(&str) -> Result<T, E>) -> StoreResult<T> {
-    f(s).map_err(corrupt)
-}
-
-/// The columns [`attestation`] reads, in its order.
-macro_rules! attestation_columns {
-    () => {
-        "builder, drv_path, output_name, output_path, nar_hash, nar_size, refs, signature, submitted_at"
-    };
-}
-pub(crate) use attestation_columns;
-
-pub(crate) fn attestation<R: Get>(row: &R) -> StoreResult<AttestationRecord> {
-    Ok(AttestationRecord {
-        builder: parse(&row.text(0)?, BuilderName::parse)?,
-        drv_path: row.opt_text(1)?.map(|s| parse(&s, DrvPath::parse)).transpose()?,
-        output_name: row.opt_text(2)?.map(|s| parse(&s, OutputName::parse)).transpose()?,
-        output_path: parse(&row.text(3)?, StorePath::parse)?,
-        nar_hash: parse(&row.text(4)?, NarHash::parse)?,
-        nar_size: u64::try_from(row.int(5)?).map_err(corrupt)?,
-        references: parse(&row.text(6)?, References::from_space_separated)?,
-        signature: parse(&row.text(7)?, Signature::parse)?,
-        submitted_at: row.int(8)?,
+pub(crate) fn attestation<R: Get>(r: &R) -> StoreResult<AttestationRow> {
+    Ok(AttestationRow {
+        builder: r.text(0)?,
+        drv_path: r.opt_text(1)?,
+        output_name: r.opt_text(2)?,
+        output_path: r.text(3)?,
+        nar_hash: r.text(4)?,
+        nar_size: r.int(5)?,
+        refs: r.text(6)?,
+        signature: r.text(7)?,
+        submitted_at: r.int(8)?,
     })
 }
 
-pub(crate) fn public_key(key_name: &str, key: &str) -> StoreResult<PublicKey> {
-    parse(&format!("{key_name}:{key}"), PublicKey::parse)
+pub(crate) fn builder_key<R: Get>(r: &R) -> StoreResult<BuilderKeyRow> {
+    Ok(BuilderKeyRow { name: r.text(0)?, created_at: r.int(1)?, key_name: r.opt_text(2)?, public_key: r.opt_text(3)? })
+}
+
+pub(crate) fn token_key<R: Get>(r: &R) -> StoreResult<TokenKeyRow> {
+    Ok(TokenKeyRow {
+        builder: r.text(0)?,
+        secret_hash: r.text(1)?,
+        revoked_at: r.opt_int(2)?,
+        key_name: r.opt_text(3)?,
+        public_key: r.opt_text(4)?,
+    })
+}
+
+pub(crate) fn key<R: Get>(r: &R) -> StoreResult<KeyRow> {
+    Ok(KeyRow { output_path: r.text(0)?, builder: r.text(1)?, nar_hash: r.text(2)? })
+}
+
+pub(crate) fn derivation_vote<R: Get>(r: &R) -> StoreResult<DerivationVoteRow> {
+    Ok(DerivationVoteRow {
+        output_name: r.text(0)?,
+        output_path: r.text(1)?,
+        builder: r.opt_text(2)?,
+        nar_hash: r.opt_text(3)?,
+    })
 }

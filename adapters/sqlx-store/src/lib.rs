@@ -24,8 +24,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 pub use error::ConnectError;
 
-/// The schema, applied by [`SqlStore::migrate`]; the same file serves D1.
-pub const SCHEMA: &str = include_str!("../../../schema.sql");
+pub use nhc_sql::SCHEMA;
 
 /// A pool of either kind. Queries are written once and run on both through
 /// [`on_pool!`]: each arm is the same code, compiled for its database.
@@ -42,30 +41,16 @@ macro_rules! on_pool {
             $crate::Pool::Postgres($p) => $body,
         }
     };
-    // For the few statements whose SQL differs (JSON functions): same body, the
-    // dialect's text bound to `$sql`.
-    ($pool:expr, $p:ident, $sql:ident = ($lite:expr, $pg:expr) => $body:expr) => {
-        match $pool {
-            $crate::Pool::Sqlite($p) => {
-                let $sql: &'static str = $lite;
-                $body
-            }
-            $crate::Pool::Postgres($p) => {
-                let $sql: &'static str = $pg;
-                $body
-            }
-        }
-    };
 }
 pub(crate) use on_pool;
 
-/// How a transaction that will write starts. SQLite must take the write lock up
-/// front (IMMEDIATE): a deferred transaction that read first cannot upgrade while
-/// another connection writes, and fails at once with SQLITE_BUSY instead of waiting.
-pub(crate) fn begin_write(pool: &Pool) -> &'static str {
-    match pool {
-        Pool::Sqlite(_) => "BEGIN IMMEDIATE",
-        Pool::Postgres(_) => "BEGIN",
+impl Pool {
+    /// The statements whose text differs between the two databases.
+    pub(crate) fn dialect(&self) -> &'static nhc_sql::Dialect {
+        match self {
+            Pool::Sqlite(_) => &nhc_sql::SQLITE,
+            Pool::Postgres(_) => &nhc_sql::POSTGRES,
+        }
     }
 }
 
@@ -78,11 +63,19 @@ pub struct StoreOptions {
     pub acquire_timeout: Duration,
     /// SQLite only: `PRAGMA synchronous=FULL` (fsync on every commit) instead of NORMAL.
     pub sqlite_full_sync: bool,
+    /// PostgreSQL only: connect on first use instead of in `connect` (a Lambda's cold
+    /// start must not fail, or block, because the database is away).
+    pub lazy: bool,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { max_connections: 8, acquire_timeout: Duration::from_secs(5), sqlite_full_sync: true }
+        StoreOptions {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(5),
+            sqlite_full_sync: true,
+            lazy: false,
+        }
     }
 }
 
@@ -98,12 +91,13 @@ impl SqlStore {
     pub async fn connect(url: &str, opts: &StoreOptions) -> Result<Self, ConnectError> {
         let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url).map_err(ConnectError::url)?;
-            let pool = PgPoolOptions::new()
-                .max_connections(opts.max_connections)
-                .acquire_timeout(opts.acquire_timeout)
-                .connect_with(options)
-                .await
-                .map_err(ConnectError::connect)?;
+            let pool_options =
+                PgPoolOptions::new().max_connections(opts.max_connections).acquire_timeout(opts.acquire_timeout);
+            let pool = if opts.lazy {
+                pool_options.connect_lazy_with(options)
+            } else {
+                pool_options.connect_with(options).await.map_err(ConnectError::connect)?
+            };
             Pool::Postgres(pool)
         } else {
             let options = sqlite_options(url)?
@@ -120,6 +114,9 @@ impl SqlStore {
                 .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
                 .max_lifetime(if in_memory { None } else { Some(Duration::from_secs(3600)) })
                 .acquire_timeout(opts.acquire_timeout)
+                // A file cannot hang up: a ping before every query would cost a
+                // round trip to the connection's worker thread and two context switches.
+                .test_before_acquire(false)
                 .connect_with(options)
                 .await
                 .map_err(ConnectError::connect)?;

@@ -10,6 +10,9 @@ use crate::{BuilderName, DrvPath, NarHash, OutputName, PublicKey, ReproStatus, S
 
 /// Largest number of paths one `POST /v1/status` may ask about.
 pub const MAX_STATUS_PATHS: usize = 10_000;
+/// Largest accepted NAR size: 2^53 - 1 (8 PiB), the largest integer every JSON
+/// implementation (and D1, whose numbers are doubles) represents exactly.
+pub const MAX_NAR_SIZE: u64 = (1 << 53) - 1;
 /// Largest request body the server reads.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 

@@ -120,6 +120,31 @@ impl FromStr for PublicKey {
 }
 crate::serde_via_str!(PublicKey, "a public key <name>:<base64 of 32 bytes>");
 
+/// Verifies many `(key, message, signature)` triples; on failure, the index of the
+/// first one that does not verify. Two or more go through ed25519 batch
+/// verification (about 2.5x cheaper per signature, with deterministic weights from
+/// a transcript of the inputs) and, only if the batch fails, one by one to find
+/// the culprit. The batch equation checks the same canonical encodings but, unlike
+/// `verify_strict`, not whether R has small order: a signature that differs only
+/// there can be made by the key's owner alone, so it cannot forge anyone's claim.
+pub fn verify_all(items: &[(&PublicKey, &str, &Signature)]) -> Result<(), usize> {
+    if let Some(i) = items.iter().position(|(k, _, s)| k.name != s.key_name) {
+        return Err(i);
+    }
+    if items.len() >= 2 {
+        let messages: Vec<&[u8]> = items.iter().map(|(_, m, _)| m.as_bytes()).collect();
+        let signatures: Vec<ed25519_dalek::Signature> = items.iter().map(|(_, _, s)| s.sig).collect();
+        let keys: Vec<VerifyingKey> = items.iter().map(|(k, _, _)| k.key).collect();
+        if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
+            return Ok(());
+        }
+    }
+    match items.iter().position(|(k, m, s)| !k.verifies(m, s)) {
+        Some(i) => Err(i),
+        None => Ok(()),
+    }
+}
+
 /// A Nix secret key: `<name>:<base64 of the 32-byte seed followed by the 32-byte public key>`.
 pub struct SecretKey {
     name: KeyName,

@@ -16,7 +16,7 @@ pub mod time;
 
 pub use error::ParseError;
 pub use fingerprint::fingerprint;
-pub use keys::{KeyName, PublicKey, SecretKey, Signature};
+pub use keys::{verify_all, KeyName, PublicKey, SecretKey, Signature};
 pub use names::{BuilderName, OutputName};
 pub use nar_hash::NarHash;
 pub use status::{ReproStatus, StatusSummary};

@@ -155,3 +155,24 @@ fn base64_encode(b: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(b)
 }
+
+#[test]
+fn batch_verification_accepts_nix_signatures_and_finds_a_bad_one() {
+    let vs = vectors();
+    let public = PublicKey::parse(&vs.public_key).unwrap();
+    let sigs: Vec<Signature> = vs.paths.iter().map(|v| Signature::parse(&v.signature).unwrap()).collect();
+    let items: Vec<(&PublicKey, &str, &Signature)> =
+        vs.paths.iter().zip(&sigs).map(|(v, s)| (&public, v.fingerprint.as_str(), s)).collect();
+    assert_eq!(nhc_core::verify_all(&items), Ok(()));
+    for bad in 0..items.len() {
+        let mut tampered = items.clone();
+        tampered[bad].2 = &sigs[(bad + 1) % sigs.len()];
+        assert_eq!(nhc_core::verify_all(&tampered), Err(bad));
+    }
+    let other = SecretKey::from_seed(nhc_core::KeyName::parse("test-2").unwrap(), [1; 32]).public_key();
+    let mut renamed = items.clone();
+    renamed[2].0 = &other;
+    assert_eq!(nhc_core::verify_all(&renamed), Err(2));
+    assert_eq!(nhc_core::verify_all(&items[..1]), Ok(()));
+    assert_eq!(nhc_core::verify_all(&[]), Ok(()));
+}
