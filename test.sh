@@ -26,6 +26,9 @@ nix/check.sh
 step "unit and integration tests"
 cargo test --workspace --locked
 
+step "the hook and client end to end: real Nix 2.8 building with nhc-hook against nhc-server (hook/e2e.sh)"
+hook/e2e.sh
+
 step "build the conformance suite and the server"
 cargo build --locked -p nhc-conformance -p nhc-server
 
@@ -38,6 +41,9 @@ DATABASE_URL=$(scripts/ensure-postgres) scripts/conformance adapters/server/dev.
 
 step "conformance: the Worker in workerd (wrangler dev --local) with a local D1"
 scripts/conformance adapters/worker/dev.sh
+
+step "the Lambda's SAM template (cfn-lint)"
+cfn-lint adapters/lambda/template.yaml
 
 step "conformance: the Lambda under cargo lambda watch, on a fresh PostgreSQL database"
 DATABASE_URL=$(scripts/ensure-postgres) scripts/conformance adapters/lambda/dev.sh

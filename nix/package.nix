@@ -74,6 +74,8 @@ rustPlatform.buildRustPackage {
     "nhc-server"
     "-p"
     "nhc-hook"
+    "-p"
+    "nhc-nar"
   ];
 
   meta = {

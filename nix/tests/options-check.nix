@@ -478,7 +478,7 @@ let
     { c = package.args.version == (lib.importTOML ../../Cargo.toml).workspace.package.version; m = "version from Cargo.toml"; }
     { c = builtins.pathExists package.args.cargoLock.lockFile; m = "Cargo.lock exists"; }
     { c = package.args.cargoBuildFlags == [ "-p" "nhc-server" "-p" "nhc-hook" ]; m = "only native packages built"; }
-    { c = all (p: elem p package.args.cargoTestFlags) [ "nhc-server" "nhc-hook" ]; m = "tests of the built packages run"; }
+    { c = all (p: elem p package.args.cargoTestFlags) [ "nhc-server" "nhc-hook" "nhc-nar" ]; m = "tests of the built packages run"; }
     { c = package.meta.mainProgram or package.args.meta.mainProgram == "nhc"; m = "mainProgram"; }
     { c = keeps "handlers" "directory" && keeps "Cargo.toml" "regular" && keeps "schema.sql" "regular" && keeps "testdata" "directory"; m = "source keeps the workspace"; }
     { c = !keeps "target" "directory" && !keeps "adapters/worker/node_modules" "directory" && !keeps "node_modules" "directory"; m = "source drops target/ and node_modules/"; }
