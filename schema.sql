@@ -38,20 +38,22 @@ CREATE INDEX IF NOT EXISTS tokens_by_builder ON tokens (builder);
 
 -- One builder's signed claim about one output path. The same (path, builder, hash)
 -- again is a duplicate; another hash from the same builder is a second row.
+-- The key leads with the path's 32-character hash part, the name binary caches
+-- look paths up by, so one index serves both lookups (every query that knows the
+-- path also gives its hash part).
 CREATE TABLE IF NOT EXISTS attestations (
+    hash_part    TEXT NOT NULL,
     output_path  TEXT NOT NULL,
     builder      TEXT NOT NULL,
     nar_hash     TEXT NOT NULL,
-    hash_part    TEXT NOT NULL,
     nar_size     BIGINT NOT NULL,
     refs         TEXT NOT NULL,
     signature    TEXT NOT NULL,
     drv_path     TEXT,
     output_name  TEXT,
     submitted_at BIGINT NOT NULL,
-    PRIMARY KEY (output_path, builder, nar_hash)
+    PRIMARY KEY (hash_part, output_path, builder, nar_hash)
 );
-CREATE INDEX IF NOT EXISTS attestations_by_hash_part ON attestations (hash_part);
 CREATE INDEX IF NOT EXISTS attestations_by_builder ON attestations (builder, submitted_at, output_path, nar_hash);
 
 -- Which derivation output maps to which path. A fixed-output path can have several

@@ -15,8 +15,21 @@ use nhc_store_sqlx::{SqlStore, StoreOptions};
 
 // glibc's malloc spent an eighth of the server's time under read load (arena
 // consolidation across the runtime's and SQLite's threads) and fragments more.
+// Built with no_thp: transparent huge pages for its arenas added 16 MB of RSS.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `mi_option_purge_delay` in libmimalloc-sys 0.1.49 (mimalloc v3's `mi_option_e`).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Freed memory goes back to the OS after 2 ms instead of a second: under load each
+/// of the many threads (runtime, SQLite connections) otherwise keeps megabytes it
+/// freed, which made the RSS half again as large at no gain in speed.
+fn tune_allocator() {
+    // SAFETY: setting a documented mimalloc option; the index is pinned by the
+    // exact libmimalloc-sys version and checked by a test.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 2) };
+}
 
 const ABOUT: &str = "\
 The nix-hash-collection server: collects signed NAR-hash attestations from trusted
@@ -105,6 +118,7 @@ enum TokenCommand {
 }
 
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -269,5 +283,16 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_purge_delay_option_index_still_means_purge_delay() {
+        // mimalloc v3 sets purge_delay to 1000 ms (src/options.c); another option at
+        // this index (after an upgrade that renumbered the enum) would not read 1000.
+        // Tests do not run main(), so the value is still the default here.
+        assert_eq!(unsafe { libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY) }, 1000);
     }
 }

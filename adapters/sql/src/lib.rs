@@ -78,20 +78,18 @@ pub const FIND_TOKEN: &str = "SELECT t.builder, t.secret_hash, t.revoked_at, k.k
     WHERE t.id = $1 AND b.deleted_at IS NULL";
 
 // Attestations.
+/// `$1` is the path's hash part, `$2` the path.
 pub const ATTESTATIONS_OF_PATH: &str = concat!(
     "SELECT ",
     attestation_columns!(),
-    " FROM attestations WHERE output_path = $1 ORDER BY submitted_at, builder, nar_hash"
+    " FROM attestations WHERE hash_part = $1 AND output_path = $2 ORDER BY submitted_at, builder, nar_hash"
 );
+/// Also serves one builder's view (filtered after the query: a path has few
+/// attestations, and SQLite would otherwise pick the builder index and scan).
 pub const ATTESTATIONS_BY_HASH_PART: &str = concat!(
     "SELECT ",
     attestation_columns!(),
     " FROM attestations WHERE hash_part = $1 ORDER BY submitted_at, builder, nar_hash"
-);
-pub const BUILDER_ATTESTATIONS_BY_HASH_PART: &str = concat!(
-    "SELECT ",
-    attestation_columns!(),
-    " FROM attestations WHERE hash_part = $1 AND builder = $2 ORDER BY submitted_at, builder, nar_hash"
 );
 /// Newest first; `$2` is the limit.
 pub const BUILDER_PAGE_FIRST: &str = concat!(
@@ -109,7 +107,8 @@ pub const BUILDER_PAGE_AFTER: &str = concat!(
 );
 /// Columns: output_name, output_path, builder, nar_hash (the last two NULL when nobody attested).
 pub const DERIVATION_VOTES: &str = "SELECT d.output_name, d.output_path, a.builder, a.nar_hash \
-    FROM derivation_outputs d LEFT JOIN attestations a ON a.output_path = d.output_path \
+    FROM derivation_outputs d LEFT JOIN attestations a \
+    ON a.hash_part = substr(d.output_path, 12, 32) AND a.output_path = d.output_path \
     WHERE d.drv_path = $1";
 
 /// Statements whose text differs between SQLite (and D1) and PostgreSQL: lists
@@ -130,14 +129,15 @@ pub struct Dialect {
 
 pub const SQLITE: Dialect = Dialect {
     votes_of_paths: "SELECT output_path, builder, nar_hash FROM attestations \
-        WHERE output_path IN (SELECT value FROM json_each($1))",
+        WHERE hash_part IN (SELECT substr(value, 12, 32) FROM json_each($1)) \
+        AND output_path IN (SELECT value FROM json_each($1))",
     // `WHERE true` lets SQLite parse an upsert on INSERT ... SELECT.
     insert_attestations: "INSERT INTO attestations \
         (output_path, builder, nar_hash, hash_part, nar_size, refs, signature, drv_path, output_name, submitted_at) \
         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
                value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9 \
         FROM json_each($1) WHERE true \
-        ON CONFLICT (output_path, builder, nar_hash) DO NOTHING \
+        ON CONFLICT (hash_part, output_path, builder, nar_hash) DO NOTHING \
         RETURNING output_path, builder, nar_hash",
     insert_derivation_outputs: "INSERT INTO derivation_outputs (drv_path, output_name, output_path) \
         SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each($1) WHERE true \
@@ -149,13 +149,14 @@ pub const SQLITE: Dialect = Dialect {
 
 pub const POSTGRES: Dialect = Dialect {
     votes_of_paths: "SELECT output_path, builder, nar_hash FROM attestations \
-        WHERE output_path IN (SELECT json_array_elements_text($1::json))",
+        WHERE hash_part IN (SELECT substr(p, 12, 32) FROM json_array_elements_text($1::json) AS p) \
+        AND output_path IN (SELECT json_array_elements_text($1::json))",
     insert_attestations: "INSERT INTO attestations \
         (output_path, builder, nar_hash, hash_part, nar_size, refs, signature, drv_path, output_name, submitted_at) \
         SELECT v ->> 0, v ->> 1, v ->> 2, v ->> 3, (v ->> 4)::bigint, \
                v ->> 5, v ->> 6, v ->> 7, v ->> 8, (v ->> 9)::bigint \
         FROM json_array_elements($1::json) AS v \
-        ON CONFLICT (output_path, builder, nar_hash) DO NOTHING \
+        ON CONFLICT (hash_part, output_path, builder, nar_hash) DO NOTHING \
         RETURNING output_path, builder, nar_hash",
     insert_derivation_outputs: "INSERT INTO derivation_outputs (drv_path, output_name, output_path) \
         SELECT v ->> 0, v ->> 1, v ->> 2 FROM json_array_elements($1::json) AS v \

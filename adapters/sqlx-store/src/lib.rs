@@ -3,14 +3,16 @@
 //!
 //! Writes go through one writer task that groups concurrent submissions into a
 //! single transaction (group commit), so the cost of a commit is shared; reads use
-//! the pool directly.
+//! the connections directly.
 
 mod convert;
 mod error;
+mod lite;
 mod queries;
 mod writer;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,24 +22,31 @@ use nhc_handlers::storage::{
     Submission, TokenRecord, Vote,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::Connection;
 
 pub use error::ConnectError;
 
 pub use nhc_sql::SCHEMA;
 
-/// A pool of either kind. Queries are written once and run on both through
+/// Connections of either kind. Queries are written once and run on both through
 /// [`on_pool!`]: each arm is the same code, compiled for its database.
 #[derive(Clone, Debug)]
 pub(crate) enum Pool {
-    Sqlite(SqlitePool),
+    Sqlite(Arc<lite::LitePool>),
     Postgres(PgPool),
 }
 
+/// Runs `$body` with `$p` bound to an executor: a connection on loan from the
+/// SQLite pool, or the PostgreSQL pool itself. The body uses `$p` once.
 macro_rules! on_pool {
     ($pool:expr, $p:ident => $body:expr) => {
         match $pool {
-            $crate::Pool::Sqlite($p) => $body,
+            $crate::Pool::Sqlite(lite) => {
+                let mut conn = lite.acquire().await.map_err($crate::error::store_error)?;
+                let $p: &mut sqlx::SqliteConnection = &mut conn;
+                $body
+            }
             $crate::Pool::Postgres($p) => $body,
         }
     };
@@ -57,7 +66,8 @@ impl Pool {
 /// Connection settings beyond the URL.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
-    /// Largest number of pooled connections (reads; the writer takes one too).
+    /// Connections for reads; on SQLite the writer has one more of its own, on
+    /// PostgreSQL it borrows from the pool.
     pub max_connections: u32,
     /// How long a request waits for a pooled connection before the database counts as unavailable.
     pub acquire_timeout: Duration,
@@ -89,46 +99,57 @@ impl SqlStore {
     /// Connects to `sqlite://FILE` (created if missing, WAL), `sqlite::memory:`,
     /// `postgres://...`, or a plain file path (SQLite). Does not migrate.
     pub async fn connect(url: &str, opts: &StoreOptions) -> Result<Self, ConnectError> {
-        let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let (pool, writer_db) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url).map_err(ConnectError::url)?;
             let pool_options =
                 PgPoolOptions::new().max_connections(opts.max_connections).acquire_timeout(opts.acquire_timeout);
-            let pool = if opts.lazy {
+            let pool = Pool::Postgres(if opts.lazy {
                 pool_options.connect_lazy_with(options)
             } else {
                 pool_options.connect_with(options).await.map_err(ConnectError::connect)?
-            };
-            Pool::Postgres(pool)
+            });
+            (pool.clone(), writer::WriterDb::Shared(pool))
         } else {
             let options = sqlite_options(url)?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(if opts.sqlite_full_sync { SqliteSynchronous::Full } else { SqliteSynchronous::Normal })
                 .busy_timeout(Duration::from_secs(5))
-                .foreign_keys(true);
+                .foreign_keys(true)
+                // 1 MiB of page cache per reading connection instead of 2: the OS
+                // caches the file anyway, and the connections' caches are most of the RSS.
+                .pragma("cache_size", "-1024");
+            // An in-memory database lives in one connection, shared by reads and writes.
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-            let pool = SqlitePoolOptions::new()
-                // An in-memory database lives in one connection.
-                .max_connections(if in_memory { 1 } else { opts.max_connections })
-                .min_connections(if in_memory { 1 } else { 0 })
-                .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
-                .max_lifetime(if in_memory { None } else { Some(Duration::from_secs(3600)) })
-                .acquire_timeout(opts.acquire_timeout)
-                // A file cannot hang up: a ping before every query would cost a
-                // round trip to the connection's worker thread and two context switches.
-                .test_before_acquire(false)
-                .connect_with(options)
-                .await
-                .map_err(ConnectError::connect)?;
-            Pool::Sqlite(pool)
+            let size = if in_memory { 1 } else { opts.max_connections.max(1) };
+            let reads =
+                lite::LitePool::open(&options, size, opts.acquire_timeout).await.map_err(ConnectError::connect)?;
+            let pool = Pool::Sqlite(Arc::new(reads));
+            let writer_db = if in_memory {
+                writer::WriterDb::Shared(pool.clone())
+            } else {
+                // The writer's own connection: 8 MiB of cache for the primary key's
+                // upper levels, and a checkpoint every 16 MiB of WAL rather than 4,
+                // since every checkpoint runs inside a commit the writer waits for.
+                let writer_options = options.pragma("cache_size", "-8192").pragma("wal_autocheckpoint", "4096");
+                let own = sqlx::SqliteConnection::connect_with(&writer_options).await.map_err(ConnectError::connect)?;
+                writer::WriterDb::Own(own)
+            };
+            (pool, writer_db)
         };
-        let writer = writer::Writer::spawn(pool.clone());
-        Ok(SqlStore { pool, writer })
+        Ok(SqlStore { pool, writer: writer::Writer::spawn(writer_db) })
     }
 
     /// Applies `schema.sql`. Idempotent: every statement is `IF NOT EXISTS`.
     pub async fn migrate(&self) -> Result<(), ConnectError> {
-        on_pool!(&self.pool, p => sqlx::raw_sql(SCHEMA).execute(p).await.map(|_| ())).map_err(ConnectError::migrate)
+        match &self.pool {
+            Pool::Sqlite(lite) => {
+                let mut conn = lite.acquire().await.map_err(ConnectError::migrate)?;
+                sqlx::raw_sql(SCHEMA).execute(&mut *conn).await.map(|_| ())
+            }
+            Pool::Postgres(p) => sqlx::raw_sql(SCHEMA).execute(p).await.map(|_| ()),
+        }
+        .map_err(ConnectError::migrate)
     }
 
     /// `sqlite` or `postgres`.
@@ -141,7 +162,10 @@ impl SqlStore {
 
     /// Closes the pool; call after the server stopped taking requests.
     pub async fn close(&self) {
-        on_pool!(&self.pool, p => p.close().await);
+        match &self.pool {
+            Pool::Sqlite(lite) => lite.close().await,
+            Pool::Postgres(p) => p.close().await,
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use nhc_sql::{self as sql, rows};
 use crate::convert;
 use crate::error::store_error;
 use crate::{on_pool, Pool};
+use sqlx::Connection; // begin_with on a SQLite connection
 
 pub(crate) async fn health(pool: &Pool) -> StoreResult<()> {
     on_pool!(pool, p => sqlx::query(sql::HEALTH).execute(p).await.map(|_| ())).map_err(store_error)
@@ -154,7 +155,7 @@ pub(crate) async fn find_token(pool: &Pool, id: &str) -> StoreResult<Option<Toke
 
 pub(crate) async fn attestations_of_path(pool: &Pool, path: &StorePath) -> StoreResult<Vec<AttestationRecord>> {
     on_pool!(pool, p => {
-        let rows = sqlx::query(sql::ATTESTATIONS_OF_PATH).bind(path.as_str()).fetch_all(p).await.map_err(store_error)?;
+        let rows = sqlx::query(sql::ATTESTATIONS_OF_PATH).bind(path.hash_part()).bind(path.as_str()).fetch_all(p).await.map_err(store_error)?;
         rows.iter().map(|r| convert::attestation(r)?.parse()).collect()
     })
 }
@@ -185,14 +186,14 @@ pub(crate) async fn attestations_by_hash_part(
     hash_part: &str,
     builder: Option<&BuilderName>,
 ) -> StoreResult<Vec<AttestationRecord>> {
-    on_pool!(pool, p => {
-        let rows = match builder {
-            None => sqlx::query(sql::ATTESTATIONS_BY_HASH_PART).bind(hash_part).fetch_all(p).await,
-            Some(b) => sqlx::query(sql::BUILDER_ATTESTATIONS_BY_HASH_PART).bind(hash_part).bind(b.as_str()).fetch_all(p).await,
-        }
-        .map_err(store_error)?;
-        rows.iter().map(|r| convert::attestation(r)?.parse()).collect()
-    })
+    let mut rows: Vec<AttestationRecord> = on_pool!(pool, p => {
+        let rows = sqlx::query(sql::ATTESTATIONS_BY_HASH_PART).bind(hash_part).fetch_all(p).await.map_err(store_error)?;
+        rows.iter().map(|r| convert::attestation(r)?.parse()).collect::<StoreResult<Vec<_>>>()
+    })?;
+    if let Some(b) = builder {
+        rows.retain(|r| &r.builder == b);
+    }
+    Ok(rows)
 }
 
 pub(crate) async fn builder_attestations(

@@ -16,9 +16,12 @@ use nhc_sql::batch::{InsertBatch, Key};
 use crate::convert;
 use crate::error::store_error;
 use crate::{on_pool, Pool};
+use sqlx::sqlite::SqliteConnection;
+use sqlx::Connection; // begin_with on a SQLite connection
 
-/// Upper bound of attestations in one transaction.
-const MAX_BATCH_ROWS: usize = 20_000;
+/// Upper bound of attestations in one transaction: beyond a few thousand, a bigger
+/// batch saves little and its parameters cost memory.
+const MAX_BATCH_ROWS: usize = 5_000;
 
 struct Job {
     submission: Submission,
@@ -29,10 +32,19 @@ pub(crate) struct Writer {
     queue: mpsc::Sender<Job>,
 }
 
+/// Where the writer writes. On a SQLite file it keeps a connection of its own with a
+/// larger page cache: random inserts into the primary key then find the index's
+/// upper levels in memory, which a pooled connection's small cache, shared with
+/// reads, does not keep.
+pub(crate) enum WriterDb {
+    Own(SqliteConnection),
+    Shared(Pool),
+}
+
 impl Writer {
-    pub(crate) fn spawn(pool: Pool) -> Self {
+    pub(crate) fn spawn(db: WriterDb) -> Self {
         let (queue, rx) = mpsc::channel(4096);
-        tokio::spawn(run(pool, rx));
+        tokio::spawn(run(db, rx));
         Writer { queue }
     }
 
@@ -46,7 +58,7 @@ impl Writer {
     }
 }
 
-async fn run(pool: Pool, mut rx: mpsc::Receiver<Job>) {
+async fn run(mut db: WriterDb, mut rx: mpsc::Receiver<Job>) {
     while let Some(first) = rx.recv().await {
         let mut rows = first.submission.attestations.len();
         let mut jobs = vec![first];
@@ -60,7 +72,7 @@ async fn run(pool: Pool, mut rx: mpsc::Receiver<Job>) {
             }
         }
         let submissions: Vec<&Submission> = jobs.iter().map(|j| &j.submission).collect();
-        match insert_batch(&pool, &submissions).await {
+        match insert_batch(&mut db, &submissions).await {
             Ok(counts) => {
                 for (job, c) in jobs.into_iter().zip(counts) {
                     let _ = job.reply.send(Ok(c));
@@ -72,7 +84,7 @@ async fn run(pool: Pool, mut rx: mpsc::Receiver<Job>) {
             Err(e) => {
                 tracing::warn!(error = %e, jobs = jobs.len(), "batched insert failed; retrying one by one");
                 for job in jobs {
-                    let result = insert_batch(&pool, &[&job.submission]).await.map(|c| c[0]);
+                    let result = insert_batch(&mut db, &[&job.submission]).await.map(|c| c[0]);
                     let _ = job.reply.send(result);
                 }
             }
@@ -81,21 +93,36 @@ async fn run(pool: Pool, mut rx: mpsc::Receiver<Job>) {
 }
 
 /// Inserts all submissions in one transaction and returns each one's counts.
-async fn insert_batch(pool: &Pool, submissions: &[&Submission]) -> StoreResult<Vec<InsertCounts>> {
+async fn insert_batch(db: &mut WriterDb, submissions: &[&Submission]) -> StoreResult<Vec<InsertCounts>> {
     let batch = InsertBatch::new(submissions)?;
-    let dialect = pool.dialect();
-    let inserted: HashSet<Key> = on_pool!(pool, p => {
-        let mut tx = p.begin_with(dialect.begin_write).await.map_err(store_error)?;
-        let returned =
-            sqlx::query(dialect.insert_attestations).bind(&batch.attestations).fetch_all(&mut *tx).await.map_err(store_error)?;
-        let keys = returned.iter().map(|r| Ok(convert::key(r)?.key())).collect::<StoreResult<HashSet<_>>>()?;
-        sqlx::query(dialect.insert_derivation_outputs)
-            .bind(&batch.derivations)
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
-        tx.commit().await.map_err(store_error)?;
-        keys
-    });
+    // The same statements on whichever executor: `$p` is used once, to begin.
+    macro_rules! insert {
+        ($p:expr, $dialect:expr) => {{
+            let dialect: &nhc_sql::Dialect = $dialect;
+            let mut tx = $p.begin_with(dialect.begin_write).await.map_err(store_error)?;
+            let returned = sqlx::query(dialect.insert_attestations)
+                .bind(&batch.attestations)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(store_error)?;
+            let keys = returned.iter().map(|r| Ok(convert::key(r)?.key())).collect::<StoreResult<HashSet<Key>>>()?;
+            if batch.has_derivations() {
+                sqlx::query(dialect.insert_derivation_outputs)
+                    .bind(&batch.derivations)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store_error)?;
+            }
+            tx.commit().await.map_err(store_error)?;
+            keys
+        }};
+    }
+    let inserted = match db {
+        WriterDb::Own(conn) => insert!(conn, &nhc_sql::SQLITE),
+        WriterDb::Shared(pool) => {
+            let dialect = pool.dialect();
+            on_pool!(pool, p => insert!(p, dialect))
+        }
+    };
     Ok(batch.counts(&inserted))
 }

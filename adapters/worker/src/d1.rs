@@ -169,10 +169,10 @@ impl Storage for D1Store {
     async fn insert_attestations(&self, submission: Submission) -> StoreResult<InsertCounts> {
         SendFuture::new(async move {
             let batch = InsertBatch::new(&[&submission])?;
-            let statements = vec![
-                self.stmt(SQLITE.insert_attestations, &[text(&batch.attestations)])?,
-                self.stmt(SQLITE.insert_derivation_outputs, &[text(&batch.derivations)])?,
-            ];
+            let mut statements = vec![self.stmt(SQLITE.insert_attestations, &[text(&batch.attestations)])?];
+            if batch.has_derivations() {
+                statements.push(self.stmt(SQLITE.insert_derivation_outputs, &[text(&batch.derivations)])?);
+            }
             let results = self.db.batch(statements).await.map_err(store_error)?;
             let returned = match results.first() {
                 Some(r) => r.results::<KeyRow>().map_err(store_error)?,
@@ -185,7 +185,10 @@ impl Storage for D1Store {
     }
 
     async fn attestations_of_path(&self, path: &StorePath) -> StoreResult<Vec<AttestationRecord>> {
-        SendFuture::new(async move { self.attestations(sql::ATTESTATIONS_OF_PATH, &[text(path.as_str())]).await }).await
+        SendFuture::new(async move {
+            self.attestations(sql::ATTESTATIONS_OF_PATH, &[text(path.hash_part()), text(path.as_str())]).await
+        })
+        .await
     }
 
     async fn votes_of_paths(&self, paths: &[StorePath]) -> StoreResult<Vec<Vote>> {
@@ -217,13 +220,11 @@ impl Storage for D1Store {
         builder: Option<&BuilderName>,
     ) -> StoreResult<Vec<AttestationRecord>> {
         SendFuture::new(async move {
-            match builder {
-                None => self.attestations(sql::ATTESTATIONS_BY_HASH_PART, &[text(hash_part)]).await,
-                Some(b) => {
-                    self.attestations(sql::BUILDER_ATTESTATIONS_BY_HASH_PART, &[text(hash_part), text(b.as_str())])
-                        .await
-                }
+            let mut rows = self.attestations(sql::ATTESTATIONS_BY_HASH_PART, &[text(hash_part)]).await?;
+            if let Some(b) = builder {
+                rows.retain(|r| &r.builder == b);
             }
+            Ok(rows)
         })
         .await
     }
