@@ -56,7 +56,7 @@ for database in sqlite postgres; do
     p=$(free_port)
     [ $database = sqlite ] && d="sqlite://$tmp/cold-$p.db" || d=$url
     t0=$(now)
-    RUST_LOG=warn "$tmp/nhc-server" --database "$d" serve --listen "127.0.0.1:$p" &
+    NHC_ADMIN_TOKEN=x RUST_LOG=warn "$tmp/nhc-server" --database "$d" serve --listen "127.0.0.1:$p" &
     srv=$!
     until curl -fsS -o /dev/null "http://127.0.0.1:$p/health" 2>/dev/null; do sleep 0.001; done
     echo $(($(now) - t0))

@@ -60,6 +60,10 @@ echo "### 2. ingest, 1 output per request"
 b --seed 2 ingest --builders 16 --outputs-per-request 1 --attestations $((200000 / scale))
 echo "### 3. ingest, 100 outputs per request"
 b --seed 3 ingest --builders 16 --outputs-per-request 100 --attestations $((1000000 / scale))
+if [ "$backend" = postgres ]; then
+  # As autovacuum would within minutes of such a load: plans need statistics.
+  psql "$db" -qc ANALYZE
+fi
 seconds=$((scale == 1 ? 20 : 2))
 for kind in outputs derivations narinfo; do
   echo "### 4. read $kind"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2016 # the table's command column quotes commands literally
 # Measures the speed targets of nhc-hook and `nhc hash` (issue 3) and prints a Markdown
-# table of the figures next to their targets (hook/BENCHMARKS.md holds the last run).
+# table of the figures next to their targets (BENCHMARKS.md holds the last run).
 #
 #   hook/bench/run.sh [--quick]
 #
