@@ -40,15 +40,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Valid requests parse once, without tracking the path of every field; only a
+    // body that fails is parsed again, to name the field in the error.
+    match serde_json::from_slice(bytes) {
+        Ok(value) => Ok(value),
+        Err(_) => Err(explain_json_error::<T>(bytes)),
+    }
+}
+
+/// The error of a body that did not parse, naming the field, e.g. `outputs[0].nar_hash: ...`.
+fn explain_json_error<T: DeserializeOwned>(bytes: &[u8]) -> ApiError {
     use serde_json::error::Category;
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let value: Result<T, ApiError> = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
             // A document that is not JSON at all can fail as "wrong shape" first
-            // (`{} trailing` lacks a field before the trailing text is seen): check
-            // the syntax on this error path only, so valid requests parse once.
+            // (`{} trailing` lacks a field before the trailing text is seen).
             Category::Data if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err() => {
                 ApiError::InvalidJson(format!("malformed JSON: {inner}"))
             }
@@ -63,9 +72,15 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 ApiError::InvalidJson(format!("malformed JSON: {inner}"))
             }
         }
-    })?;
-    de.end().map_err(|e| ApiError::InvalidJson(format!("malformed JSON: {e}")))?;
-    Ok(value)
+    });
+    match value {
+        Err(e) => e,
+        Ok(_) => match de.end() {
+            Err(e) => ApiError::InvalidJson(format!("malformed JSON: {e}")),
+            // Unreachable in practice: the plain parse failed, so this one does too.
+            Ok(()) => ApiError::InvalidJson("malformed JSON".into()),
+        },
+    }
 }
 
 /// Path parameters; a segment that cannot be decoded is a 400.
