@@ -2,7 +2,7 @@
 //! or for everyone, so that `nix path-info --sigs` and `nix store verify` check the
 //! builders' own signatures without trusting this server. NARs are not served.
 
-use std::collections::BTreeSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
 use axum::extract::State;
@@ -14,6 +14,8 @@ use crate::error::ApiError;
 use crate::extract::PathParams;
 use crate::state::AppState;
 use crate::storage::AttestationRecord;
+use nhc_core::fingerprint::References;
+use nhc_core::{BuilderName, NarHash, StorePath};
 
 const CACHE_INFO: &str = "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 50\n";
 
@@ -72,38 +74,36 @@ pub async fn of_builder(
     Ok(narinfo_response(latest, vec![latest.signature.to_string()]))
 }
 
-/// Picks the output path and NAR hash with the most distinct builders (ties go to
-/// what was attested first; `rows` are oldest first) and the signatures that verify
-/// over it: one per builder whose size and references match too.
+/// Picks the attested store-path info (path, NAR hash, size, references: what a
+/// signature covers) with the most distinct builders, ties going to what was
+/// attested first (`rows` are oldest first), and one signature per builder over it.
+/// Keying by the whole fingerprint, not just the hash, means one builder that
+/// reports a wrong size or references first cannot take the others' votes; and it
+/// is one pass, so a path with many rows costs linear time.
 fn consensus(rows: &[AttestationRecord]) -> Option<(&AttestationRecord, Vec<String>)> {
-    // Candidates in first-attested order; Iterator::max_by_key keeps the last
-    // maximum, so iterate in reverse to let the earliest win a tie.
-    let mut firsts: Vec<&AttestationRecord> = Vec::new();
+    struct Candidate<'a> {
+        first: &'a AttestationRecord,
+        builders: HashSet<&'a BuilderName>,
+        sigs: Vec<String>,
+    }
+    let mut index: HashMap<(&StorePath, &NarHash, u64, &References), usize> = HashMap::new();
+    let mut candidates: Vec<Candidate> = Vec::new();
     for r in rows {
-        if !firsts.iter().any(|f| f.output_path == r.output_path && f.nar_hash == r.nar_hash) {
-            firsts.push(r);
+        let key = (&r.output_path, &r.nar_hash, r.nar_size, &r.references);
+        let i = *index.entry(key).or_insert_with(|| {
+            candidates.push(Candidate { first: r, builders: HashSet::new(), sigs: Vec::new() });
+            candidates.len() - 1
+        });
+        let c = &mut candidates[i];
+        if c.builders.insert(&r.builder) {
+            c.sigs.push(r.signature.to_string());
         }
     }
-    let builders_for = |f: &AttestationRecord| {
-        rows.iter()
-            .filter(|r| r.output_path == f.output_path && r.nar_hash == f.nar_hash)
-            .map(|r| &r.builder)
-            .collect::<BTreeSet<_>>()
-            .len()
-    };
-    let winner = *firsts.iter().rev().max_by_key(|f| builders_for(f))?;
-    let mut seen = BTreeSet::new();
-    let mut sigs = Vec::new();
-    for r in rows {
-        let same = r.output_path == winner.output_path
-            && r.nar_hash == winner.nar_hash
-            && r.nar_size == winner.nar_size
-            && r.references == winner.references;
-        if same && seen.insert(&r.builder) {
-            sigs.push(r.signature.to_string());
-        }
-    }
-    Some((winner, sigs))
+    // Nix rejects a narinfo with `NarSize: 0`, so such claims come last (DESIGN.md
+    // allows the size). Iterator::max_by_key keeps the last maximum: iterate in
+    // reverse so that the earliest candidate wins a tie.
+    let winner = candidates.into_iter().rev().max_by_key(|c| (c.first.nar_size > 0, c.builders.len()))?;
+    Some((winner.first, winner.sigs))
 }
 
 fn narinfo_response(a: &AttestationRecord, sigs: Vec<String>) -> Response {
@@ -132,8 +132,7 @@ fn narinfo_response(a: &AttestationRecord, sigs: Vec<String>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nhc_core::fingerprint::References;
-    use nhc_core::{BuilderName, KeyName, NarHash, SecretKey, StorePath};
+    use nhc_core::{KeyName, SecretKey};
 
     fn rec(builder: &str, hash: u8, at: i64) -> AttestationRecord {
         let k = SecretKey::from_seed(KeyName::parse(builder).unwrap(), [hash; 32]);
@@ -162,6 +161,36 @@ mod tests {
         let rows = vec![rec("b", 2, 1), rec("a", 1, 2)];
         assert_eq!(consensus(&rows).unwrap().0.nar_hash, NarHash::from_bytes([2; 32]));
         assert!(consensus(&[]).is_none());
+    }
+
+    #[test]
+    fn a_wrong_size_attested_first_does_not_take_the_majority() {
+        // "m" claims the hash with another size first; "a" and "b" agree later.
+        let mut liar = rec("m", 1, 1);
+        liar.nar_size = 999;
+        let rows = vec![liar, rec("a", 1, 2), rec("b", 1, 3)];
+        let (w, sigs) = consensus(&rows).unwrap();
+        assert_eq!(w.nar_size, 120);
+        assert_eq!(w.builder.as_str(), "a");
+        assert_eq!(sigs.len(), 2);
+    }
+
+    #[test]
+    fn a_builder_counts_once_and_signs_once() {
+        let rows = vec![rec("a", 1, 1), rec("a", 1, 2), rec("b", 2, 3), rec("c", 2, 4)];
+        let (w, sigs) = consensus(&rows).unwrap();
+        assert_eq!(w.nar_hash, NarHash::from_bytes([2; 32]));
+        assert_eq!(sigs.len(), 2);
+    }
+
+    #[test]
+    fn a_size_nix_cannot_read_loses_even_with_more_builders() {
+        let (mut zero_a, mut zero_b) = (rec("a", 1, 1), rec("b", 1, 2));
+        zero_a.nar_size = 0;
+        zero_b.nar_size = 0;
+        let rows = vec![zero_a, zero_b, rec("c", 2, 3)];
+        let (w, sigs) = consensus(&rows).unwrap();
+        assert_eq!((w.nar_size, sigs.len()), (120, 1));
     }
 
     #[test]

@@ -18,11 +18,23 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Below this, the admin token is accepted with a warning.
+    pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
+
     /// `admin_token`: the deploy-time `NHC_ADMIN_TOKEN`; empty or `None` turns the
     /// admin API off.
     pub fn new(store: Arc<dyn Storage>, clock: Clock, admin_token: Option<&str>) -> Self {
-        let admin_token_hash =
-            admin_token.map(str::trim).filter(|t| !t.is_empty()).map(|t| Sha256::digest(t.as_bytes()).into());
+        let admin_token = admin_token.map(str::trim).filter(|t| !t.is_empty());
+        if admin_token.is_some_and(|t| t.len() < Self::MIN_ADMIN_TOKEN_LEN) {
+            // Still accepted (a test setup may want a short one), but said out loud:
+            // nothing rate-limits guesses of the admin token.
+            tracing::warn!(
+                "the admin token is shorter than {} characters; \
+                 use a random one, e.g. `openssl rand -hex 32`",
+                Self::MIN_ADMIN_TOKEN_LEN
+            );
+        }
+        let admin_token_hash = admin_token.map(|t| Sha256::digest(t.as_bytes()).into());
         AppState { store, clock, admin_token_hash }
     }
 

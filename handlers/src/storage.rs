@@ -107,6 +107,11 @@ pub struct Vote {
 pub struct DerivationVote {
     pub output_name: OutputName,
     pub output_path: StorePath,
+    /// How many builders named this path as this output of the derivation.
+    pub claims: u64,
+    /// When the first of them did.
+    pub first_claimed_at: i64,
+    /// One attestation of the path, by anyone (None when nobody attested it).
     pub vote: Option<(BuilderName, NarHash)>,
 }
 

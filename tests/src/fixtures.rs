@@ -67,6 +67,7 @@ pub fn builder(ctx: &Ctx, n_keys: usize) -> Result<TestBuilder, Failed> {
 }
 
 /// One output of a submission, signed by `key` over the fingerprint of these values.
+#[derive(Clone)]
 pub struct Out {
     pub name: Option<String>,
     pub path: StorePath,

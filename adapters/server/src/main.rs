@@ -1,6 +1,8 @@
 //! `nhc-server`: serves the nix-hash-collection API on a local socket, and manages
 //! builders from the command line, on SQLite (default) or PostgreSQL.
 
+mod http;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -252,7 +254,7 @@ async fn serve(database: &str, args: ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(database = store.backend(), "listening on http://{local}");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.map_err(|e| e.to_string())?;
+    http::serve(listener, app, shutdown_signal()).await;
     tracing::info!("shutting down");
     store.close().await;
     Ok(())

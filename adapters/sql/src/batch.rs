@@ -5,35 +5,79 @@ use std::collections::HashSet;
 
 use nhc_handlers::storage::{InsertCounts, Submission};
 use nhc_handlers::StoreError;
+use serde::Serialize;
 
 /// (output path, builder, NAR hash): what makes an attestation a duplicate.
 pub type Key = (String, String, String);
 
 pub struct InsertBatch {
-    /// `$1` of [`crate::Dialect::insert_attestations`].
-    pub attestations: String,
-    /// `$1` of [`crate::Dialect::insert_derivation_outputs`].
-    pub derivations: String,
+    /// `$1` of [`crate::Dialect::insert_attestations`], one statement per chunk.
+    pub attestations: Vec<String>,
+    /// `$1` of [`crate::Dialect::insert_derivation_outputs`], one statement per chunk.
+    pub derivations: Vec<String>,
     /// Per submission, per attestation: the key sent to the database, or `None`
     /// when an earlier one in the batch had the same key (a duplicate already).
     sent: Vec<Vec<Option<Key>>>,
-    derivation_rows: usize,
+}
+
+/// No limit on a parameter's size (sqlx on SQLite and PostgreSQL).
+pub const UNLIMITED: usize = usize::MAX;
+/// Cloudflare D1 refuses strings over 2,000,000 bytes, parameters included.
+pub const D1_MAX_PARAM_BYTES: usize = 1_900_000;
+
+/// `rows` as JSON arrays of at most `max_bytes` each (a row longer than that alone
+/// still makes one array): lists longer than a database's parameter limit go in
+/// several statements. No rows: no arrays.
+pub fn json_arrays<T: Serialize>(rows: &[T], max_bytes: usize) -> Result<Vec<String>, StoreError> {
+    let internal = |e: serde_json::Error| StoreError::Internal(e.to_string());
+    if max_bytes == UNLIMITED {
+        return Ok(if rows.is_empty() { Vec::new() } else { vec![serde_json::to_string(rows).map_err(internal)?] });
+    }
+    let mut arrays = Vec::new();
+    let mut current = String::from("[");
+    let mut row = Vec::new();
+    for r in rows {
+        row.clear();
+        serde_json::to_writer(&mut row, r).map_err(internal)?;
+        let row = std::str::from_utf8(&row).map_err(|e| StoreError::Internal(e.to_string()))?;
+        if current.len() > 1 && current.len() + 1 + row.len() + 1 > max_bytes {
+            current.push(']');
+            arrays.push(std::mem::replace(&mut current, String::from("[")));
+        }
+        if current.len() > 1 {
+            current.push(',');
+        }
+        current.push_str(row);
+    }
+    if current.len() > 1 {
+        current.push(']');
+        arrays.push(current);
+    }
+    Ok(arrays)
 }
 
 impl InsertBatch {
-    pub fn new(submissions: &[&Submission]) -> Result<Self, StoreError> {
+    /// The parameters of one transaction; no parameter is over `max_param_bytes`
+    /// ([`UNLIMITED`] or [`D1_MAX_PARAM_BYTES`]).
+    pub fn new(submissions: &[&Submission], max_param_bytes: usize) -> Result<Self, StoreError> {
         // Rows as tuples serialise straight to JSON arrays, without a
         // serde_json::Value (and its allocations) per field.
         type Row<'a> = (&'a str, &'a str, String, &'a str, u64, String, String, Option<&'a str>, Option<&'a str>, i64);
         let mut first_seen: HashSet<Key> = HashSet::new();
         let mut rows: Vec<Row> = Vec::new();
-        let mut derivations: Vec<(&str, &str, &str)> = Vec::new();
+        let mut derivations: Vec<(&str, &str, &str, &str, i64)> = Vec::new();
         let mut sent = Vec::with_capacity(submissions.len());
         for s in submissions {
             let mut mine = Vec::with_capacity(s.attestations.len());
             for a in &s.attestations {
                 if let (Some(drv), Some(out)) = (&a.drv_path, &a.output_name) {
-                    derivations.push((drv.as_str(), out.as_str(), a.output_path.as_str()));
+                    derivations.push((
+                        drv.as_str(),
+                        out.as_str(),
+                        a.output_path.as_str(),
+                        s.builder.as_str(),
+                        s.submitted_at,
+                    ));
                 }
                 let key: Key =
                     (a.output_path.as_str().to_owned(), s.builder.as_str().to_owned(), a.nar_hash.to_string());
@@ -57,18 +101,11 @@ impl InsertBatch {
             }
             sent.push(mine);
         }
-        let internal = |e: serde_json::Error| StoreError::Internal(e.to_string());
         Ok(InsertBatch {
-            attestations: serde_json::to_string(&rows).map_err(internal)?,
-            derivations: serde_json::to_string(&derivations).map_err(internal)?,
+            attestations: json_arrays(&rows, max_param_bytes)?,
+            derivations: json_arrays(&derivations, max_param_bytes)?,
             sent,
-            derivation_rows: derivations.len(),
         })
-    }
-
-    /// False when no attestation named its derivation: the second insert can be skipped.
-    pub fn has_derivations(&self) -> bool {
-        self.derivation_rows > 0
     }
 
     /// Each submission's counts, given the keys the insert returned (the new ones).
@@ -80,5 +117,30 @@ impl InsertBatch {
                 InsertCounts { stored, duplicates: mine.len() as u64 - stored }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_arrays_split_under_the_limit_and_keep_every_row() {
+        let rows: Vec<(String, u64)> = (0..1000).map(|i| (format!("row-{i}"), i)).collect();
+        assert_eq!(json_arrays(&rows, UNLIMITED).unwrap(), vec![serde_json::to_string(&rows).unwrap()]);
+        let arrays = json_arrays(&rows, 200).unwrap();
+        assert!(arrays.len() > 50);
+        let mut back: Vec<(String, u64)> = Vec::new();
+        for a in &arrays {
+            assert!(a.len() <= 200, "{} bytes", a.len());
+            back.extend(serde_json::from_str::<Vec<(String, u64)>>(a).unwrap());
+        }
+        assert_eq!(back, rows);
+        // A row over the limit still goes, alone.
+        let big = vec!["x".repeat(300), "y".into()];
+        let arrays = json_arrays(&big, 200).unwrap();
+        assert_eq!(arrays.len(), 2);
+        assert!(json_arrays::<u8>(&[], 10).unwrap().is_empty());
+        assert!(json_arrays::<u8>(&[], UNLIMITED).unwrap().is_empty());
     }
 }

@@ -131,6 +131,8 @@ impl KeyRow {
 pub struct DerivationVoteRow {
     pub output_name: String,
     pub output_path: String,
+    pub claims: i64,
+    pub first_claimed_at: i64,
     pub builder: Option<String>,
     pub nar_hash: Option<String>,
 }
@@ -144,6 +146,8 @@ impl DerivationVoteRow {
         Ok(DerivationVote {
             output_name: parse(&self.output_name, OutputName::parse)?,
             output_path: parse(&self.output_path, StorePath::parse)?,
+            claims: u64::try_from(self.claims).unwrap_or(0),
+            first_claimed_at: self.first_claimed_at,
             vote,
         })
     }

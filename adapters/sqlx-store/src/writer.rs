@@ -94,21 +94,26 @@ async fn run(mut db: WriterDb, mut rx: mpsc::Receiver<Job>) {
 
 /// Inserts all submissions in one transaction and returns each one's counts.
 async fn insert_batch(db: &mut WriterDb, submissions: &[&Submission]) -> StoreResult<Vec<InsertCounts>> {
-    let batch = InsertBatch::new(submissions)?;
+    let batch = InsertBatch::new(submissions, nhc_sql::batch::UNLIMITED)?;
     // The same statements on whichever executor: `$p` is used once, to begin.
     macro_rules! insert {
         ($p:expr, $dialect:expr) => {{
             let dialect: &nhc_sql::Dialect = $dialect;
             let mut tx = $p.begin_with(dialect.begin_write).await.map_err(store_error)?;
-            let returned = sqlx::query(dialect.insert_attestations)
-                .bind(&batch.attestations)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(store_error)?;
-            let keys = returned.iter().map(|r| Ok(convert::key(r)?.key())).collect::<StoreResult<HashSet<Key>>>()?;
-            if batch.has_derivations() {
+            let mut keys: HashSet<Key> = HashSet::new();
+            for rows in &batch.attestations {
+                let returned = sqlx::query(dialect.insert_attestations)
+                    .bind(rows)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(store_error)?;
+                for r in &returned {
+                    keys.insert(convert::key(r)?.key());
+                }
+            }
+            for rows in &batch.derivations {
                 sqlx::query(dialect.insert_derivation_outputs)
-                    .bind(&batch.derivations)
+                    .bind(rows)
                     .execute(&mut *tx)
                     .await
                     .map_err(store_error)?;

@@ -12,7 +12,7 @@ use nhc_handlers::storage::{
     Submission, TokenRecord, Vote,
 };
 use nhc_handlers::StoreError;
-use nhc_sql::batch::{InsertBatch, Key};
+use nhc_sql::batch::{json_arrays, InsertBatch, Key, D1_MAX_PARAM_BYTES};
 use nhc_sql::rows::{self, AttestationRow, BuilderKeyRow, DerivationVoteRow, KeyRow, TokenKeyRow};
 use nhc_sql::{self as sql, SQLITE};
 use serde::de::DeserializeOwned;
@@ -168,17 +168,23 @@ impl Storage for D1Store {
 
     async fn insert_attestations(&self, submission: Submission) -> StoreResult<InsertCounts> {
         SendFuture::new(async move {
-            let batch = InsertBatch::new(&[&submission])?;
-            let mut statements = vec![self.stmt(SQLITE.insert_attestations, &[text(&batch.attestations)])?];
-            if batch.has_derivations() {
-                statements.push(self.stmt(SQLITE.insert_derivation_outputs, &[text(&batch.derivations)])?);
+            // One D1 batch is one transaction, however many chunks the lists need.
+            let batch = InsertBatch::new(&[&submission], D1_MAX_PARAM_BYTES)?;
+            let mut statements = Vec::with_capacity(batch.attestations.len() + batch.derivations.len());
+            for rows in &batch.attestations {
+                statements.push(self.stmt(SQLITE.insert_attestations, &[text(rows)])?);
+            }
+            for rows in &batch.derivations {
+                statements.push(self.stmt(SQLITE.insert_derivation_outputs, &[text(rows)])?);
             }
             let results = self.db.batch(statements).await.map_err(store_error)?;
-            let returned = match results.first() {
-                Some(r) => r.results::<KeyRow>().map_err(store_error)?,
-                None => return Err(StoreError::Internal("D1 batch returned no results".into())),
-            };
-            let inserted: HashSet<Key> = returned.into_iter().map(KeyRow::key).collect();
+            if results.len() < batch.attestations.len() {
+                return Err(StoreError::Internal("D1 batch returned fewer results than statements".into()));
+            }
+            let mut inserted: HashSet<Key> = HashSet::new();
+            for r in &results[..batch.attestations.len()] {
+                inserted.extend(r.results::<KeyRow>().map_err(store_error)?.into_iter().map(KeyRow::key));
+            }
             Ok(batch.counts(&inserted).pop().unwrap_or_default())
         })
         .await
@@ -196,9 +202,14 @@ impl Storage for D1Store {
             if paths.is_empty() {
                 return Ok(Vec::new());
             }
-            let list = serde_json::to_string(&paths.iter().map(StorePath::as_str).collect::<Vec<_>>())
-                .map_err(|e| StoreError::Internal(e.to_string()))?;
-            self.rows::<KeyRow>(SQLITE.votes_of_paths, &[text(&list)]).await?.into_iter().map(KeyRow::vote).collect()
+            let paths: Vec<&str> = paths.iter().map(StorePath::as_str).collect();
+            let mut votes = Vec::new();
+            for list in json_arrays(&paths, D1_MAX_PARAM_BYTES)? {
+                for row in self.rows::<KeyRow>(SQLITE.votes_of_paths, &[text(&list)]).await? {
+                    votes.push(row.vote()?);
+                }
+            }
+            Ok(votes)
         })
         .await
     }

@@ -24,24 +24,37 @@ pub async fn show(
 }
 
 /// Groups votes by output name. An output name normally maps to one path; should
-/// builders disagree on the path (content-addressed derivations), the path with the
-/// most builders is reported.
+/// builders name different paths for it (content-addressed derivations, or a
+/// builder that lies), the path named by the most builders is reported, then the
+/// one named first. Every attestation of that path counts, whoever named the
+/// derivation: a fixed-output path is the same path whatever built it.
 fn group(rows: Vec<DerivationVote>) -> BTreeMap<OutputName, DerivationOutput> {
     type Votes = BTreeMap<NarHash, BTreeSet<BuilderName>>;
-    let mut by_output: BTreeMap<OutputName, BTreeMap<StorePath, Votes>> = BTreeMap::new();
+    struct Named {
+        claims: u64,
+        first_claimed_at: i64,
+        votes: Votes,
+    }
+    let mut by_output: BTreeMap<OutputName, BTreeMap<StorePath, Named>> = BTreeMap::new();
     for r in rows {
-        let votes = by_output.entry(r.output_name).or_default().entry(r.output_path).or_default();
+        let named = by_output.entry(r.output_name).or_default().entry(r.output_path).or_insert_with(|| Named {
+            claims: r.claims,
+            first_claimed_at: r.first_claimed_at,
+            votes: Votes::new(),
+        });
         if let Some((builder, hash)) = r.vote {
-            votes.entry(hash).or_default().insert(builder);
+            named.votes.entry(hash).or_default().insert(builder);
         }
     }
     by_output
         .into_iter()
         .filter_map(|(name, paths)| {
-            let builders_of = |v: &Votes| v.values().flatten().collect::<BTreeSet<_>>().len();
-            let (path, votes) = paths
-                .into_iter()
-                .max_by(|a, b| builders_of(&a.1).cmp(&builders_of(&b.1)).then_with(|| b.0.cmp(&a.0)))?;
+            // Most claims; then the earliest claim; then the smaller path (`min_by`
+            // keeps the first of equals, and the map iterates paths in order).
+            let (path, named) = paths.into_iter().min_by(|a, b| {
+                b.1.claims.cmp(&a.1.claims).then_with(|| a.1.first_claimed_at.cmp(&b.1.first_claimed_at))
+            })?;
+            let votes = named.votes;
             let summary = StatusSummary::from_votes(votes.iter().flat_map(|(h, bs)| bs.iter().map(move |b| (b, h))));
             let mut results: Vec<HashResult> = votes
                 .into_iter()
@@ -59,9 +72,16 @@ mod tests {
     use nhc_core::ReproStatus;
 
     fn vote(out: &str, path: &str, v: Option<(&str, u8)>) -> DerivationVote {
+        claimed(out, path, (1, 0), v)
+    }
+
+    /// A vote for a path that `claims.0` builders named, the first at `claims.1`.
+    fn claimed(out: &str, path: &str, claims: (u64, i64), v: Option<(&str, u8)>) -> DerivationVote {
         DerivationVote {
             output_name: OutputName::parse(out).unwrap(),
             output_path: StorePath::parse(&format!("/nix/store/{path}")).unwrap(),
+            claims: claims.0,
+            first_claimed_at: claims.1,
             vote: v.map(|(b, h)| (BuilderName::parse(b).unwrap(), NarHash::from_bytes([h; 32]))),
         }
     }
@@ -86,14 +106,30 @@ mod tests {
     }
 
     #[test]
-    fn most_attested_path_wins_for_one_output_name() {
+    fn the_path_most_builders_named_wins_not_the_most_attested() {
+        // One builder names a popular path (three attesters) as the output; two
+        // builders name the real one.
+        let (real, popular) = ("mjs27ix6ig2bkbi3s3sm470vrv4lf7ic-x", "s95kw5pf8cc8dh0giqsbdq679kffq196-x");
         let g = group(vec![
-            vote("out", "mjs27ix6ig2bkbi3s3sm470vrv4lf7ic-x", Some(("a", 1))),
-            vote("out", "s95kw5pf8cc8dh0giqsbdq679kffq196-x", Some(("b", 2))),
-            vote("out", "s95kw5pf8cc8dh0giqsbdq679kffq196-x", Some(("c", 2))),
+            claimed("out", real, (2, 10), Some(("a", 1))),
+            claimed("out", real, (2, 10), Some(("b", 2))),
+            claimed("out", popular, (1, 5), Some(("m", 3))),
+            claimed("out", popular, (1, 5), Some(("x", 3))),
+            claimed("out", popular, (1, 5), Some(("y", 3))),
         ]);
         let out = &g[&OutputName::parse("out").unwrap()];
-        assert_eq!(out.output_path.hash_part(), "s95kw5pf8cc8dh0giqsbdq679kffq196");
-        assert_eq!(out.status, ReproStatus::Reproduced);
+        assert_eq!(out.output_path.hash_part(), "mjs27ix6ig2bkbi3s3sm470vrv4lf7ic");
+        assert_eq!(out.status, ReproStatus::NotReproduced);
+    }
+
+    #[test]
+    fn equal_claims_go_to_the_path_named_first() {
+        let (late, early) = ("0js27ix6ig2bkbi3s3sm470vrv4lf7ic-x", "s95kw5pf8cc8dh0giqsbdq679kffq196-x");
+        let g =
+            group(vec![claimed("out", late, (1, 9), Some(("a", 1))), claimed("out", early, (1, 3), Some(("b", 2)))]);
+        assert_eq!(g[&OutputName::parse("out").unwrap()].output_path.hash_part(), "s95kw5pf8cc8dh0giqsbdq679kffq196");
+        let g =
+            group(vec![claimed("out", late, (1, 3), Some(("a", 1))), claimed("out", early, (1, 3), Some(("b", 2)))]);
+        assert_eq!(g[&OutputName::parse("out").unwrap()].output_path.hash_part(), "0js27ix6ig2bkbi3s3sm470vrv4lf7ic");
     }
 }

@@ -76,6 +76,29 @@ pub fn everyone_view_signs_with_every_agreeing_builder(ctx: &Ctx) -> TestResult 
     Ok(())
 }
 
+pub fn a_wrong_size_attested_first_does_not_hide_the_majority(ctx: &Ctx) -> TestResult {
+    // One builder claims the majority's hash first but signs another size: its
+    // signature covers other store-path info, so it must not decide the narinfo.
+    let (m, a, b) = (builder(ctx, 1)?, builder(ctx, 1)?, builder(ctx, 1)?);
+    let path = store_path("first-liar");
+    let h = nar_hash();
+    let (lie, truth) = (Out::new(&path, h).size(999), Out::new(&path, h).size(120));
+    attest(ctx, &m, None, &[&lie])?;
+    attest(ctx, &a, None, &[&truth])?;
+    attest(ctx, &b, None, &[&truth])?;
+    let r = ctx.get(&format!("/{}.narinfo", path.hash_part()))?;
+    r.expect(200)?;
+    let f = fields(&r.body);
+    ensure_eq!(field(&f, "NarSize"), Some("120"), "NarSize of the majority");
+    let mut sigs: Vec<String> = f.iter().filter(|(k, _)| k == "Sig").map(|(_, v)| v.clone()).collect();
+    sigs.sort();
+    let mut expected =
+        vec![a.key().sign(&truth.fingerprint()).to_string(), b.key().sign(&truth.fingerprint()).to_string()];
+    expected.sort();
+    ensure_eq!(sigs, expected, "the agreeing builders' signatures");
+    Ok(())
+}
+
 pub fn everyone_view_breaks_ties_by_first_attested(ctx: &Ctx) -> TestResult {
     let (a, b) = (builder(ctx, 1)?, builder(ctx, 1)?);
     let path = store_path("tie");

@@ -128,6 +128,25 @@ pub fn fixed_output_paths_keep_every_deriver(ctx: &Ctx) -> TestResult {
     Ok(())
 }
 
+pub fn one_builder_cannot_point_a_derivation_at_another_path(ctx: &Ctx) -> TestResult {
+    let (a, b, m) = (builder(ctx, 1)?, builder(ctx, 1)?, builder(ctx, 1)?);
+    let (x, y) = (builder(ctx, 1)?, builder(ctx, 1)?);
+    let drv = drv_path("pointed");
+    let (real, popular) = (store_path("pointed"), store_path("popular"));
+    let (h_a, h_b, h_pop) = (nar_hash(), nar_hash(), nar_hash());
+    attest(ctx, &a, Some(&drv), &[&Out::new(&real, h_a).named("out")])?;
+    attest(ctx, &b, Some(&drv), &[&Out::new(&real, h_b).named("out")])?;
+    let pop = Out::new(&popular, h_pop);
+    attest(ctx, &x, None, &[&pop.clone().unnamed()])?;
+    attest(ctx, &y, None, &[&pop.clone().unnamed()])?;
+    // m attests the popular path too, and names it as this derivation's `out`.
+    attest(ctx, &m, Some(&drv), &[&pop.named("out")])?;
+    let v = ctx.get(&format!("/v1/derivations/{}", drv.as_store_path().basename()))?.json()?;
+    ensure_eq!(v["outputs"]["out"]["output_path"], json!(real.as_str()), "the path two builders named");
+    ensure_eq!(v["outputs"]["out"]["status"], json!("not_reproduced"), "status of the real path");
+    Ok(())
+}
+
 pub fn query_inputs_are_validated(ctx: &Ctx) -> TestResult {
     // `%2e%2e` is left out: URL parsers resolve it as `..` before a server sees it.
     for bad in [

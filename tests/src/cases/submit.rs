@@ -36,6 +36,34 @@ pub fn submitted_attestations_are_returned(ctx: &Ctx) -> TestResult {
     Ok(())
 }
 
+pub fn large_submissions_are_stored_whole(ctx: &Ctx) -> TestResult {
+    // About 3 MB of JSON, under the 4 MiB limit: more than one database parameter
+    // may hold on some platforms (D1 takes at most 2,000,000 bytes per string).
+    let b = builder(ctx, 1)?;
+    let drv = drv_path("large");
+    let refs: Vec<_> = (0..8).map(|i| store_path(&format!("large-dependency-with-a-long-name-{i}"))).collect();
+    let outs: Vec<Out> = (0..3000)
+        .map(|i| Out::new(&store_path(&format!("large-{i}")), nar_hash()).named(&format!("out{i}")).refs(&refs))
+        .collect();
+    let outputs: Vec<_> = outs.iter().map(|o| o.signed(b.key())).collect();
+    let body = submission(Some(&drv), outputs);
+    let size = serde_json::to_vec(&body).map_err(|e| e.to_string())?.len();
+    ensure!(size > 2_500_000 && size < 4 << 20, "body of {size} bytes");
+    let r = ctx.post_json("/v1/attestations", Some(&b.token), &body)?;
+    r.expect(201)?;
+    ensure_eq!(r.json()?, json!({"stored": 3000, "duplicates": 0}), "counts");
+    let v = ctx.get(&format!("/v1/derivations/{}", drv.as_store_path().basename()))?.json()?;
+    ensure_eq!(v["outputs"].as_object().map(|o| o.len()), Some(3000), "outputs of the derivation");
+    ensure_eq!(v["outputs"]["out2999"]["output_path"], json!(outs[2999].path.as_str()), "the last output");
+    let paths: Vec<&str> = outs.iter().map(|o| o.path.as_str()).collect();
+    let v = ctx.post_json("/v1/status", None, &json!({ "paths": paths }))?.json()?;
+    ensure!(
+        paths.iter().all(|p| v[*p]["status"] == json!("one_builder")),
+        "every path is attested once in the bulk status"
+    );
+    Ok(())
+}
+
 pub fn duplicates_count_once(ctx: &Ctx) -> TestResult {
     let b = builder(ctx, 1)?;
     let path = store_path("dup");
