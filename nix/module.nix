@@ -8,9 +8,15 @@
 #     secretKeyFile = "/run/keys/hash-collection-key";
 #   };
 #
-# Secrets: only the *paths* of the token and key files appear in the Nix store
-# and in the environment. The post-build-hook runs as root under nix-daemon and
-# reads them itself; the flush service gets them as systemd credentials.
+# Secrets: only the *paths* of the token and key files appear in the Nix store,
+# in the environment and in /etc/hash-collection/config.toml. The
+# post-build-hook runs as root under nix-daemon and reads them itself; the
+# flush service gets the token (and only the token) as a systemd credential.
+#
+# Nix runs a single post-build-hook: this module sets nix.settings.post-build-hook
+# at normal priority, so another module that sets it too is an evaluation
+# error ("conflicting definition values"), and a higher-priority (mkForce)
+# definition that replaces it raises a warning.
 {
   config,
   lib,
@@ -23,6 +29,32 @@ let
 
   hookBin = lib.getExe' cfg.package "nhc-hook";
   nhcBin = lib.getExe' cfg.package "nhc";
+
+  # systemd expands specifiers (%d, %h, %n, ...) in unit settings such as
+  # Environment=, LoadCredential=, ReadWritePaths=, PathChanged= and in
+  # tmpfiles.d lines; "%%" stands for a literal "%". Every user-supplied value
+  # that goes there passes through this; the module's own "%d" does not.
+  escapeSpecifiers = s: if s == null then null else lib.replaceStrings [ "%" ] [ "%%" ] s;
+
+  # The system-wide client configuration (hook/src/config.rs reads
+  # /etc/hash-collection/config.toml when neither the environment nor the
+  # user's ~/.config/hash-collection/config.toml is set): `nhc status`,
+  # `nhc flush` or `nhc submit` run by root then use the same server, spool,
+  # token and key as the hook. Only paths, never the secrets.
+  configFile = "/etc/hash-collection/config.toml";
+  tomlString = s: "\"" + lib.replaceStrings [ "\\" "\"" ] [ "\\\\" "\\\"" ] s + "\"";
+  configText = ''
+    # Written by the NixOS module services.hash-collection; holds only paths.
+    # Environment variables (HASH_COLLECTION_*) take precedence over it.
+  ''
+  + lib.concatStrings (
+    lib.mapAttrsToList (k: v: lib.optionalString (v != null) "${k} = ${tomlString v}\n") {
+      server = cfg.collection-url;
+      token_file = cfg.tokenFile;
+      secret_key_file = cfg.secretKeyFile;
+      spool = cfg.spoolDir;
+    }
+  );
 
   # Set as nix.settings.post-build-hook. nix-daemon runs it as root, with no
   # arguments and DRV_PATH/OUT_PATHS in the environment. Only file paths are
@@ -41,11 +73,13 @@ let
 
   # Set as nix.settings.diff-hook. Nix runs the diff hook as the build user
   # (nixbld*), with the two output paths, the derivation and the build
-  # directory as arguments: it gets no secrets and no spool.
+  # directory as arguments. That user cannot read the token or the key, so
+  # the hook only reports (prints the hashes to the build log): it gets no
+  # secrets, no server and no spool.
   diffHook = pkgs.writeShellScript "hash-collection-diff-hook" ''
     export PATH=${lib.escapeShellArg "${config.nix.package}/bin"}''${PATH:+:$PATH}
-    export HASH_COLLECTION_SERVER=${lib.escapeShellArg cfg.collection-url}
-    unset HASH_COLLECTION_TOKEN HASH_COLLECTION_SECRET_KEY HASH_COLLECTION_TOKEN_FILE HASH_COLLECTION_SECRET_KEY_FILE
+    export HASH_COLLECTION_DIFF_REPORT_ONLY=1
+    unset HASH_COLLECTION_SERVER HASH_COLLECTION_TOKEN HASH_COLLECTION_SECRET_KEY HASH_COLLECTION_TOKEN_FILE HASH_COLLECTION_SECRET_KEY_FILE
     exec ${hookBin} "$@"
   '';
 
@@ -70,6 +104,9 @@ let
   '';
 
   isAbsolute = p: p != null && lib.hasPrefix "/" p;
+  # Whitespace, quotes and backslashes would split or be unquoted by systemd
+  # (ReadWritePaths=) and tmpfiles.d.
+  isPlainPath = p: isAbsolute p && builtins.match ".*[[:space:]\"'\\\\[:cntrl:]].*" p == null;
   inStore = p: p != null && lib.hasPrefix "${builtins.storeDir}/" p;
 in
 {
@@ -144,6 +181,7 @@ in
         Spool directory (`HASH_COLLECTION_SPOOL`) for attestations that are
         not sent yet. Owned by root, mode `0700`. Rejected attestations are
         moved to its `rejected/` subdirectory together with the reason.
+        An absolute path without whitespace, quotes or backslashes.
       '';
     };
 
@@ -165,7 +203,14 @@ in
         Whether to also install `nhc-hook` as Nix's `diff-hook` and set
         `run-diff-hook = true`. Nix then runs it when `nix-build --check`
         (or `nix build --rebuild`) finds that a rebuild differs from the
-        output in the store; its report goes to the build log.
+        output in the store.
+
+        Under nix-daemon (always the case on NixOS) Nix runs the diff-hook
+        as the unprivileged build user, which cannot read the token or the
+        signing key. The diff-hook therefore only reports: it prints the
+        hash in the store and the hash of the rebuild to the build log
+        (`HASH_COLLECTION_DIFF_REPORT_ONLY=1`) and sends, signs and spools
+        nothing. Only the post-build-hook attests builds.
       '';
     };
   };
@@ -185,10 +230,20 @@ in
         message = "services.hash-collection.secretKeyFile must be an absolute path outside the Nix store (a string, not a Nix path literal).";
       }
       {
-        assertion = isAbsolute cfg.spoolDir;
-        message = "services.hash-collection.spoolDir must be an absolute path.";
+        assertion = isPlainPath cfg.spoolDir;
+        message = "services.hash-collection.spoolDir must be an absolute path without whitespace, quotes or backslashes.";
       }
     ];
+
+    # Nix has exactly one post-build-hook. It is set at normal priority (not
+    # mkDefault, which would let any other value silently switch reporting
+    # off): a second module setting it is a "conflicting definition values"
+    # error. Only a higher-priority override (mkForce) gets past that; say so.
+    warnings =
+      lib.optional ((config.nix.settings.post-build-hook or null) != "${postBuildHook}")
+        "services.hash-collection: nix.settings.post-build-hook is overridden by another definition (Nix runs only one post-build-hook), so builds are not reported. Remove the override, or call `nhc-hook` from that hook (it reads ${configFile}).";
+
+    environment.etc."hash-collection/config.toml".text = configText;
 
     environment.systemPackages = [ cfg.package ];
 
@@ -198,7 +253,7 @@ in
       diff-hook = lib.mkIf cfg.enableDiffHook "${diffHook}";
     };
 
-    systemd.tmpfiles.rules = [ "d ${cfg.spoolDir} 0700 root root - -" ];
+    systemd.tmpfiles.rules = [ "d ${escapeSpecifiers cfg.spoolDir} 0700 root root - -" ];
 
     # `nhc flush` sends the spool; delivered and duplicate items leave it,
     # rejected ones move to rejected/.
@@ -207,25 +262,35 @@ in
       documentation = [ "https://github.com/nix-community/nix-hash-collection" ];
       wants = [ "network-online.target" ];
       after = [ "network-online.target" ];
+      # Every spool write may start this unit (through the .path unit below),
+      # and successful starts count too: with systemd's default start limit
+      # (5 starts in 10 s) a burst of builds would fail it with
+      # start-limit-hit, and the .path unit with it (unit-start-limit-hit),
+      # leaving delivery to the timer. Starts are cheap and bounded by the
+      # number of builds, so there is no limit.
+      startLimitIntervalSec = 0;
       path = [ config.nix.package ];
       environment = {
-        HASH_COLLECTION_SERVER = cfg.collection-url;
+        HASH_COLLECTION_SERVER = escapeSpecifiers cfg.collection-url;
+        # %d is the service's credentials directory.
         HASH_COLLECTION_TOKEN_FILE = "%d/token";
-        HASH_COLLECTION_SECRET_KEY_FILE = "%d/secret-key";
-        HASH_COLLECTION_SPOOL = cfg.spoolDir;
+        HASH_COLLECTION_SPOOL = escapeSpecifiers cfg.spoolDir;
+        # Read only the system configuration, never a file under a home
+        # directory (hidden by ProtectHome=).
+        HASH_COLLECTION_CONFIG = configFile;
       };
       serviceConfig = {
         Type = "oneshot";
         ExecStart = "${flushScript}";
         # A server that accepts but never answers must not block later flushes.
         TimeoutStartSec = "30min";
-        LoadCredential = [
-          "token:${cfg.tokenFile}"
-          "secret-key:${cfg.secretKeyFile}"
-        ];
-        # Runs as root (the spool is root's, written by nix-daemon's hook),
-        # but without capabilities and with a read-only view of the system.
-        User = "root";
+        # Items in the spool are signed already: the flush needs the token,
+        # not the signing key.
+        LoadCredential = [ "token:${escapeSpecifiers cfg.tokenFile}" ];
+        # Runs as root, systemd's default without User= (the spool is root's,
+        # written by nix-daemon's hook), but without capabilities and with a
+        # read-only view of the system. No User=root: that would set
+        # HOME=/root, which ProtectHome= makes unreadable.
         UMask = "0077";
         Nice = 10;
         IOSchedulingClass = "idle";
@@ -233,7 +298,7 @@ in
         AmbientCapabilities = "";
         NoNewPrivileges = true;
         ProtectSystem = "strict";
-        ReadWritePaths = [ cfg.spoolDir ];
+        ReadWritePaths = [ (escapeSpecifiers cfg.spoolDir) ];
         ProtectHome = true;
         PrivateTmp = true;
         PrivateDevices = true;
@@ -273,11 +338,20 @@ in
     systemd.paths.hash-collection-flush = {
       description = "Flush the nix-hash-collection spool when it changes";
       wantedBy = [ "paths.target" ];
+      # Restarts of the path unit itself (e.g. by switch-to-configuration).
+      startLimitIntervalSec = 0;
       pathConfig = {
-        PathChanged = cfg.spoolDir;
+        PathChanged = escapeSpecifiers cfg.spoolDir;
         Unit = "hash-collection-flush.service";
         MakeDirectory = true;
         DirectoryMode = "0700";
+        # systemd >= 250 also limits how often a path unit triggers (default
+        # 200 in 2 s) and, when that is hit, fails the path unit for good.
+        # No busy loop is possible here: systemd stops watching while the
+        # flush runs and PathChanged= does not re-fire when it ends, so
+        # triggers are at most one per flush run and per spool write (per
+        # build). A hit could only ever turn delivery off, so no limit.
+        TriggerLimitIntervalSec = 0;
       };
     };
 

@@ -63,7 +63,7 @@ rustPlatform.buildRustPackage {
     "nhc-hook"
   ];
 
-  # Unit tests need neither network nor a Nix installation. The HTTP
+  # Unit tests need no network beyond loopback and no Nix installation. The HTTP
   # conformance suite (tests/) runs against a live server and is not run here.
   cargoTestFlags = [
     "-p"
@@ -76,7 +76,13 @@ rustPlatform.buildRustPackage {
     "nhc-hook"
     "-p"
     "nhc-nar"
+    "-p"
+    "nhc-sql"
   ];
+
+  # nhc-hook's unit tests bind and connect to 127.0.0.1 (a stand-in server);
+  # the macOS sandbox forbids that unless allowed.
+  __darwinAllowLocalNetworking = true;
 
   meta = {
     description = "Collect and compare NAR hashes of Nix builds from independent builders";

@@ -31,9 +31,18 @@ let
 
   nhcServer = lib.getExe' cfg.package "nhc-server";
 
+  # systemd expands specifiers (%d, %h, ...) in Environment=, LoadCredential=
+  # and EnvironmentFile=; "%%" is a literal "%" (a postgres URL with %2F, an
+  # IPv6 scope id [fe80::1%eth0]). User-supplied values in unit settings pass
+  # through this; the module's own "%d" does not. Not applied to the admin
+  # CLI: systemd-run sends --setenv/--property values over D-Bus, where
+  # specifiers are not expanded. No user value reaches ExecStart= or
+  # ExecStartPre= (builder names and keys live in the script's text).
+  escapeSpecifiers = lib.replaceStrings [ "%" ] [ "%%" ];
+
   # "ADDR:PORT" or "[V6ADDR]:PORT", as std::net::SocketAddr parses it.
   listenMatch = builtins.match "(([0-9]{1,3}\\.){3}[0-9]{1,3}|\\[[0-9a-fA-F:.]+(%[a-zA-Z0-9]+)?]):([0-9]{1,5})" cfg.listen;
-  port = if listenMatch == null then 0 else lib.toInt (lib.last listenMatch);
+  port = if listenMatch == null then 0 else lib.toIntBase10 (lib.last listenMatch);
 
   # Registers the declared builders that do not exist yet; never changes or
   # removes existing ones. The first token printed by `user add` is discarded:
@@ -117,8 +126,9 @@ in
         example = "postgres://hash-collection@db.example.org/hash-collection";
         description = ''
           Database URL (`DATABASE_URL`): `sqlite://FILE` (created and migrated
-          on start) or `postgres://USER@HOST/DB`. This value is world-readable
-          in the Nix store: put a URL with a password into
+          on start) or `postgres://USER@HOST/DB`. Written as given: a `%`
+          (e.g. `%2F` in a socket path) is escaped for systemd. This value is
+          world-readable in the Nix store: put a URL with a password into
           {option}`environmentFile` as `DATABASE_URL=...` instead, which
           overrides this option.
         '';
@@ -259,8 +269,8 @@ in
       ];
 
       environment = {
-        NHC_LISTEN = cfg.listen;
-        DATABASE_URL = cfg.database.url;
+        NHC_LISTEN = escapeSpecifiers cfg.listen;
+        DATABASE_URL = escapeSpecifiers cfg.database.url;
       }
       // lib.optionalAttrs (cfg.adminTokenFile != null) {
         # %d is the service's credentials directory.
@@ -273,8 +283,10 @@ in
         ExecStart = "${nhcServer} serve";
         Restart = "on-failure";
         RestartSec = "5s";
-        LoadCredential = lib.optional (cfg.adminTokenFile != null) "admin-token:${cfg.adminTokenFile}";
-        EnvironmentFile = lib.optional (cfg.environmentFile != null) cfg.environmentFile;
+        LoadCredential = lib.optional (
+          cfg.adminTokenFile != null
+        ) "admin-token:${escapeSpecifiers cfg.adminTokenFile}";
+        EnvironmentFile = lib.optional (cfg.environmentFile != null) (escapeSpecifiers cfg.environmentFile);
 
         DynamicUser = true;
         User = user;

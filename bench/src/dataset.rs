@@ -42,7 +42,7 @@ impl Dataset {
     /// Most builders agree; builder 3 differs on one path in ten, like a real
     /// population with a few unreproducible packages.
     pub fn nar_hash(&self, i: u64, builder: u64) -> NarHash {
-        if builder == 3 && i % 10 == 0 {
+        if builder == 3 && i.is_multiple_of(10) {
             NarHash::from_bytes(digest(self.seed, "nar-odd", i))
         } else {
             NarHash::from_bytes(digest(self.seed, "nar", i))

@@ -1,7 +1,8 @@
 # NixOS VM test: a server and two builders (one synchronous, one
 # asynchronous) build the same trivial derivation; the attestations must
 # reach the server, the output must be "reproduced", and the real Nix client
-# must verify the signatures through the server's binary-cache view.
+# must verify the signatures through the server's binary-cache view. A burst
+# of builds on the asynchronous builder must not rate-limit the flush units.
 #
 #   nix build .#checks.x86_64-linux.basic
 #   nix-build -A tests.basic            # without flakes
@@ -32,6 +33,17 @@ let
     }
   '';
 
+  # One distinct output per value of `i` (nix-build --argstr i N).
+  burstDerivation = pkgs.writeText "nhc-burst.nix" ''
+    { i }:
+    derivation {
+      name = "nhc-vm-burst-''${i}";
+      system = builtins.currentSystem;
+      builder = "/bin/sh";
+      args = [ "-c" "echo hash-collection-burst-''${i} > $out" ];
+    }
+  '';
+
   builderNode =
     { asynchronous }:
     { ... }:
@@ -54,6 +66,7 @@ let
         pkgs.jq
       ];
       environment.etc."nhc-test.nix".source = testDerivation;
+      environment.etc."nhc-burst.nix".source = burstDerivation;
     };
 in
 pkgs.testers.runNixOSTest {
@@ -123,9 +136,11 @@ pkgs.testers.runNixOSTest {
         assert code == "401", code
 
     secret_keys = {"builder-1": "${./builder-1.secret}", "builder-2": "${./builder-2.secret}"}
+    tokens = {}
     for machine, name in [(builder1, "builder-1"), (builder2, "builder-2")]:
         token = server.succeed(f"nhc-server token new {name}").strip()
         assert token and "\n" not in token, token
+        tokens[name] = token
         server.fail(f"journalctl --no-pager | grep -qF '{token}'")
         machine.wait_for_unit("multi-user.target")
         machine.succeed(
@@ -141,8 +156,17 @@ pkgs.testers.runNixOSTest {
         script = builder1.succeed(f"cat {hook}")
         assert "HASH_COLLECTION_TOKEN_FILE='/run/keys/hash-collection-token'" in script or \
             "HASH_COLLECTION_TOKEN_FILE=/run/keys/hash-collection-token" in script, script
-        assert token not in script, script
-        builder1.succeed("systemctl cat hash-collection-flush.service | grep -q 'LoadCredential=token:/run/keys/hash-collection-token'")
+        assert tokens["builder-1"] not in script, script
+        unit = builder1.succeed("systemctl cat hash-collection-flush.service")
+        assert "LoadCredential=token:/run/keys/hash-collection-token" in unit, unit
+        assert "hash-collection-key" not in unit, unit
+        assert tokens["builder-1"] not in unit, unit
+        # nhc run by root finds the server, spool and secrets (paths only) in /etc.
+        conf = builder1.succeed("cat /etc/hash-collection/config.toml")
+        assert 'server = "http://server:8080"' in conf, conf
+        assert 'token_file = "/run/keys/hash-collection-token"' in conf, conf
+        assert 'secret_key_file = "/run/keys/hash-collection-key"' in conf, conf
+        assert tokens["builder-1"] not in conf, conf
 
     with subtest("synchronous builder: the hook sends right away"):
         out = builder1.succeed("NIX_REMOTE=daemon nix-build --no-out-link /etc/nhc-test.nix").strip()
@@ -162,6 +186,35 @@ pkgs.testers.runNixOSTest {
             timeout=120,
         )
         builder2.wait_until_succeeds("systemctl show -P Result hash-collection-flush.service | grep -qx success")
+        builder2.wait_until_succeeds("test -z \"$(find /var/lib/hash-collection/spool -maxdepth 1 -type f)\"")
+        # The flush reads only /etc/hash-collection/config.toml: no warning
+        # about an unreadable /root/.config (ProtectHome=).
+        builder2.fail("journalctl -u hash-collection-flush.service --no-pager | grep -F '/root/.config'")
+        # An interactive root `nhc` knows the server from /etc/hash-collection/config.toml
+        # (exit status 0: reproduced).
+        builder1.succeed(f"nhc status {out}")
+
+    with subtest("a burst of builds leaves the flush path unit active"):
+        builder2.succeed("systemctl is-active hash-collection-flush.path")
+        builder2.succeed("systemctl cat hash-collection-flush.service | grep -qx 'StartLimitIntervalSec=0'")
+        # Successful starts count toward systemd's start limit (by default 5
+        # in 10 s); hitting it used to fail the service and the path unit.
+        builder2.succeed("for i in $(seq 8); do systemctl start hash-collection-flush.service; done")
+        burst = builder2.succeed(
+            "for i in $(seq 12); do NIX_REMOTE=daemon nix-build --no-out-link /etc/nhc-burst.nix --argstr i $i; done"
+        ).split()
+        assert len(set(burst)) == 12 and all(p.startswith("/nix/store/") for p in burst), burst
+        body = json.dumps({"paths": burst})
+        # Delivered by the path unit (the timer waits 15 min).
+        server.wait_until_succeeds(
+            "curl -sf -X POST -H 'Content-Type: application/json' "
+            + f"-d '{body}' http://127.0.0.1:8080/v1/status"
+            + " | jq -e 'length == 12 and all(.[]; .builders == 1)'",
+            timeout=90,
+        )
+        builder2.succeed("systemctl is-active hash-collection-flush.path")
+        result = builder2.succeed("systemctl show -P Result hash-collection-flush.path").strip()
+        assert result == "success", result
         builder2.wait_until_succeeds("test -z \"$(find /var/lib/hash-collection/spool -maxdepth 1 -type f)\"")
 
     with subtest("nix verifies the signatures through the narinfo views"):

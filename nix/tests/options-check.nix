@@ -34,7 +34,7 @@ let
 
   # ---- stand-in for nixpkgs lib ---------------------------------------------
   lib = rec {
-    inherit all attrNames elem;
+    inherit all attrNames elem replaceStrings;
     hasPrefix = pref: str: substring 0 (stringLength pref) str == pref;
     hasSuffix =
       suf: str:
@@ -56,8 +56,28 @@ let
     mapAttrsToList = f: as: map (n: f n as.${n}) (attrNames as);
     genAttrs = names: f: builtins.listToAttrs (map (n: { name = n; value = f n; }) names);
     last = xs: builtins.elemAt xs (length xs - 1);
+    # As in nixpkgs: toInt refuses zero padding (octal or decimal?),
+    # toIntBase10 strips it; both allow surrounding whitespace and a sign.
     toInt =
-      s: if match "[0-9]+" s == null then throw "toInt: not a decimal integer: ${s}" else builtins.fromJSON s;
+      s:
+      let
+        m = match "[[:space:]]*(-?[[:digit:]]+)[[:space:]]*" s;
+      in
+      if m == null || match "-?0[[:digit:]]+" (builtins.head m) != null then
+        throw "toInt: could not convert ${s} to int"
+      else
+        builtins.fromJSON (builtins.head m);
+    toIntBase10 =
+      s:
+      let
+        m = match "[[:space:]]*0*(-?[[:digit:]]+)[[:space:]]*" s;
+      in
+      if m == null then
+        throw "toIntBase10: could not convert ${s} to int"
+      else if match "0+" (builtins.head m) != null then
+        0
+      else
+        builtins.fromJSON (builtins.head m);
     fileContents = f: removeSuffix "\n" (readFile f);
     importTOML = f: builtins.fromTOML (readFile f);
     escapeShellArg =
@@ -266,24 +286,38 @@ let
 
   # Evaluates `module` with `defs` as the definitions of its options under
   # services.<service>. Returns the option names and the resolved config.
+  # config.nix.settings is what the module itself sets (a second pass, since
+  # this evaluator has no fixpoint), or `nixSettings` when given: the effect
+  # of another module's higher-priority definitions.
   evalModule =
     {
       module,
       service,
       defs,
       pkgs,
+      nixSettings ? null,
     }:
     let
-      m = import module { inherit config lib pkgs; };
-      values = fill "services" m.options.services { ${service} = defs; };
-      config = baseConfig // {
-        services = values;
-      };
-      resolved =
+      evalWith =
+        settings:
         let
+          m = import module { inherit config lib pkgs; };
+          values = fill "services" m.options.services { ${service} = defs; };
+          config = baseConfig // {
+            services = values;
+            nix = baseConfig.nix // {
+              inherit settings;
+            };
+          };
           r = resolve m.config;
         in
-        if r._type or null == "absent" then { } else r;
+        {
+          inherit m values;
+          resolved = if r._type or null == "absent" then { } else r;
+        };
+      first = evalWith { };
+      final = evalWith (if nixSettings != null then nixSettings else first.resolved.nix.settings or { });
+      inherit (final) m values resolved;
       failed = filter (a: !a.assertion) (resolved.assertions or [ ]);
     in
     {
@@ -291,6 +325,7 @@ let
       cfg = values.${service};
       config = resolved;
       failedAssertions = map (a: a.message) failed;
+      warnings = resolved.warnings or [ ];
     };
 
   check = cond: msg: if cond then true else throw "check failed: ${msg}";
@@ -347,17 +382,29 @@ let
   seedHook = readFile seed.config.nix.settings.post-build-hook;
   flush = seed.config.systemd.services.hash-collection-flush;
   flushScript = readFile flush.serviceConfig.ExecStart;
+  # "%" in every value that reaches systemd; "=" makes the shell quote.
   asyncClient = client {
     enable = true;
-    collection-url = "http://10.0.0.1:8080";
-    tokenFile = "/var/lib/secrets/token";
+    collection-url = "http://10.0.0.1:8080/a%2Fb";
+    tokenFile = "/var/lib/secrets/token%n";
     secretKeyFile = "/var/lib/secrets/key";
     async = true;
-    spoolDir = "/var/spool/hash collection";
+    spoolDir = "/var/spool/hash=collection%d";
     enableDiffHook = true;
   };
   asyncHook = readFile asyncClient.config.nix.settings.post-build-hook;
   diffHook = readFile asyncClient.config.nix.settings.diff-hook;
+  asyncFlush = asyncClient.config.systemd.services.hash-collection-flush;
+  asyncPath = asyncClient.config.systemd.paths.hash-collection-flush;
+  seedConf = seed.config.environment.etc."hash-collection/config.toml".text;
+  # Another module forces its own post-build-hook (Nix runs only one).
+  overriddenClient = evalModule {
+    module = ../module.nix;
+    service = "hash-collection";
+    defs = seed.cfg // { package = pkgs.nix-hash-collection; };
+    inherit pkgs;
+    nixSettings = { post-build-hook = "/nix/store/00000000000000000000000000000000-other-hook"; };
+  };
   badClient = client {
     enable = true;
     collection-url = "ftp://example.org";
@@ -381,8 +428,12 @@ let
     { c = !has "HASH_COLLECTION_ASYNC" seedHook; m = "synchronous by default"; }
     { c = has "exec ${pkgs.nix-hash-collection}/bin/nhc-hook \"$@\"" seedHook; m = "hook execs nhc-hook"; }
     { c = seed.config.nix.settings ? post-build-hook && !(seed.config.nix.settings ? run-diff-hook) && !(seed.config.nix.settings ? diff-hook); m = "no diff hook by default"; }
-    { c = flush.serviceConfig.LoadCredential == [ "token:/run/keys/hash-collection-token" "secret-key:/run/keys/hash-collection-key" ]; m = "flush service loads credentials"; }
-    { c = flush.environment.HASH_COLLECTION_TOKEN_FILE == "%d/token" && flush.environment.HASH_COLLECTION_SECRET_KEY_FILE == "%d/secret-key"; m = "flush env points into the credentials directory"; }
+    { c = flush.serviceConfig.LoadCredential == [ "token:/run/keys/hash-collection-token" ]; m = "flush service loads the token, not the signing key"; }
+    { c = flush.environment.HASH_COLLECTION_TOKEN_FILE == "%d/token" && !(flush.environment ? HASH_COLLECTION_SECRET_KEY_FILE); m = "flush env points into the credentials directory, no key"; }
+    { c = flush.environment.HASH_COLLECTION_CONFIG == "/etc/hash-collection/config.toml"; m = "flush reads only the system config"; }
+    { c = !(flush.serviceConfig ? User) && flush.serviceConfig.ProtectHome == true; m = "flush: no User=root (HOME=/root behind ProtectHome=)"; }
+    { c = flush.startLimitIntervalSec == 0; m = "flush service has no start rate limit"; }
+    { c = seed.config.systemd.paths.hash-collection-flush.startLimitIntervalSec == 0 && seed.config.systemd.paths.hash-collection-flush.pathConfig.TriggerLimitIntervalSec == 0; m = "path unit has no start or trigger rate limit"; }
     { c = flush.environment.HASH_COLLECTION_SPOOL == "/var/lib/hash-collection/spool"; m = "flush spool"; }
     { c = has "/bin/nhc flush" flushScript; m = "flush runs nhc flush"; }
     { c = flush.serviceConfig.ProtectSystem == "strict" && flush.serviceConfig.ReadWritePaths == [ "/var/lib/hash-collection/spool" ]; m = "flush hardening: ProtectSystem/ReadWritePaths"; }
@@ -393,11 +444,21 @@ let
     { c = seed.config.systemd.timers.hash-collection-flush.timerConfig.OnUnitInactiveSec == "15min"; m = "flush timer"; }
     { c = seed.config.systemd.tmpfiles.rules == [ "d /var/lib/hash-collection/spool 0700 root root - -" ]; m = "spool created 0700"; }
     { c = seed.config.environment.systemPackages == [ pkgs.nix-hash-collection ]; m = "nhc installed"; }
+    { c = seedConf == "# Written by the NixOS module services.hash-collection; holds only paths.\n# Environment variables (HASH_COLLECTION_*) take precedence over it.\nsecret_key_file = \"/run/keys/hash-collection-key\"\nserver = \"https://hash-collection.example.org\"\nspool = \"/var/lib/hash-collection/spool\"\ntoken_file = \"/run/keys/hash-collection-token\"\n"; m = "system config for nhc: server, spool, token and key paths (hook/src/config.rs names), got:\n${seedConf}"; }
+    { c = seed.warnings == [ ] && has "hash-collection-post-build-hook" seed.config.nix.settings.post-build-hook; m = "no warning when the hook is ours"; }
+    { c = length overriddenClient.warnings == 1 && has "post-build-hook" (builtins.head overriddenClient.warnings); m = "warning when another definition overrides the post-build-hook"; }
     { c = has "export HASH_COLLECTION_ASYNC=1\n" asyncHook; m = "async mode exported"; }
-    { c = has "export HASH_COLLECTION_SPOOL='/var/spool/hash collection'\n" asyncHook; m = "spool path quoted"; }
+    { c = has "export HASH_COLLECTION_SPOOL='/var/spool/hash=collection%d'\n" asyncHook; m = "spool path shell-quoted, not specifier-escaped, in the hook"; }
+    { c = has "export HASH_COLLECTION_SERVER=http://10.0.0.1:8080/a%2Fb\n" asyncHook && has "export HASH_COLLECTION_TOKEN_FILE=/var/lib/secrets/token%n\n" asyncHook; m = "no specifier escaping outside systemd"; }
     { c = asyncClient.config.nix.settings.run-diff-hook == true; m = "run-diff-hook set"; }
     { c = has "/bin/nhc-hook \"$@\"" diffHook && !has "/var/lib/secrets" diffHook; m = "diff hook gets no secret paths"; }
-    { c = asyncClient.config.systemd.services.hash-collection-flush.serviceConfig.ReadWritePaths == [ "/var/spool/hash collection" ]; m = "custom spool writable"; }
+    { c = has "export HASH_COLLECTION_DIFF_REPORT_ONLY=1\n" diffHook && !has "export HASH_COLLECTION_SERVER" diffHook && !has "10.0.0.1" diffHook; m = "diff hook only reports"; }
+    { c = asyncFlush.serviceConfig.ReadWritePaths == [ "/var/spool/hash=collection%%d" ]; m = "custom spool writable, % escaped"; }
+    { c = asyncFlush.environment.HASH_COLLECTION_SPOOL == "/var/spool/hash=collection%%d" && asyncFlush.environment.HASH_COLLECTION_SERVER == "http://10.0.0.1:8080/a%%2Fb"; m = "% escaped in Environment="; }
+    { c = asyncFlush.serviceConfig.LoadCredential == [ "token:/var/lib/secrets/token%%n" ] && asyncFlush.environment.HASH_COLLECTION_TOKEN_FILE == "%d/token"; m = "% escaped in LoadCredential=, own %d kept"; }
+    { c = asyncPath.pathConfig.PathChanged == "/var/spool/hash=collection%%d" && asyncClient.config.systemd.tmpfiles.rules == [ "d /var/spool/hash=collection%%d 0700 root root - -" ]; m = "% escaped in PathChanged= and tmpfiles"; }
+    { c = has "spool = \"/var/spool/hash=collection%d\"\n" asyncClient.config.environment.etc."hash-collection/config.toml".text; m = "no specifier escaping in the config file"; }
+    { c = (client (seed.cfg // { spoolDir = "/var/spool/hash collection"; })).failedAssertions != [ ]; m = "a spool path with whitespace is refused"; }
     { c = length badClient.failedAssertions == 3; m = "bad client config must fail 3 assertions (url, tokenFile in store, secretKeyFile unset), got: ${toString badClient.failedAssertions}"; }
     { c = (client { }).config == { }; m = "disabled module configures nothing"; }
     { c = fails (client { enable = true; token = "/x"; }).cfg; m = "an unknown option must be an error"; }
@@ -435,6 +496,17 @@ let
   };
   pgSvc = pgServer.config.systemd.services.hash-collection-server;
   plainServer = server { enable = true; };
+  # "%" in every value that reaches systemd; a zero-padded port.
+  percentServer = server {
+    enable = true;
+    listen = "[fe80::1%eth0]:08080";
+    openFirewall = true;
+    database.url = "postgres://nhc@%2Frun%2Fpostgresql/nhc";
+    adminTokenFile = "/run/keys/admin%h";
+    environmentFile = "/run/keys/env%i";
+  };
+  percentSvc = percentServer.config.systemd.services.hash-collection-server;
+  percentCli = (builtins.head percentServer.config.environment.systemPackages).text;
   plainSvc = plainServer.config.systemd.services.hash-collection-server;
 
   serverChecks = checkAll [
@@ -467,6 +539,12 @@ let
     { c = fails (server { enable = true; builders.x.publicKeys = [ ]; }).cfg; m = "a builder needs a key"; }
     { c = fails (server { enable = true; database = "sqlite://x"; }).cfg; m = "database is a group of options"; }
     { c = (server { }).config == { }; m = "disabled server configures nothing"; }
+    { c = percentServer.failedAssertions == [ ] && percentServer.config.networking.firewall.allowedTCPPorts == [ 8080 ]; m = "zero-padded port (lib.toIntBase10)"; }
+    { c = percentSvc.environment.DATABASE_URL == "postgres://nhc@%%2Frun%%2Fpostgresql/nhc" && percentSvc.environment.NHC_LISTEN == "[fe80::1%%eth0]:08080"; m = "% escaped in Environment="; }
+    { c = percentSvc.serviceConfig.LoadCredential == [ "admin-token:/run/keys/admin%%h" ] && percentSvc.environment.NHC_ADMIN_TOKEN_FILE == "%d/admin-token"; m = "% escaped in LoadCredential=, own %d kept"; }
+    { c = percentSvc.serviceConfig.EnvironmentFile == [ "/run/keys/env%%i" ]; m = "% escaped in EnvironmentFile="; }
+    { c = has "--setenv=DATABASE_URL=postgres://nhc@%2Frun%2Fpostgresql/nhc " percentCli && has "--property=EnvironmentFile=/run/keys/env%i " percentCli; m = "admin CLI: D-Bus properties are literal, no escaping"; }
+    { c = lib.toIntBase10 "0080" == 80 && lib.toIntBase10 "000" == 0 && fails (lib.toInt "0080") && lib.toInt "80" == 80; m = "stand-in toInt/toIntBase10 follow nixpkgs"; }
   ];
 
   # ---- package ------------------------------------------------------------------
@@ -478,7 +556,8 @@ let
     { c = package.args.version == (lib.importTOML ../../Cargo.toml).workspace.package.version; m = "version from Cargo.toml"; }
     { c = builtins.pathExists package.args.cargoLock.lockFile; m = "Cargo.lock exists"; }
     { c = package.args.cargoBuildFlags == [ "-p" "nhc-server" "-p" "nhc-hook" ]; m = "only native packages built"; }
-    { c = all (p: elem p package.args.cargoTestFlags) [ "nhc-server" "nhc-hook" "nhc-nar" ]; m = "tests of the built packages run"; }
+    { c = all (p: elem p package.args.cargoTestFlags) [ "nhc-core" "nhc-handlers" "nhc-server" "nhc-hook" "nhc-nar" "nhc-sql" ]; m = "tests of the built packages and their libraries run"; }
+    { c = package.args.__darwinAllowLocalNetworking or false; m = "tests may use loopback on darwin"; }
     { c = package.meta.mainProgram or package.args.meta.mainProgram == "nhc"; m = "mainProgram"; }
     { c = keeps "handlers" "directory" && keeps "Cargo.toml" "regular" && keeps "schema.sql" "regular" && keeps "testdata" "directory"; m = "source keeps the workspace"; }
     { c = !keeps "target" "directory" && !keeps "adapters/worker/node_modules" "directory" && !keeps "node_modules" "directory"; m = "source drops target/ and node_modules/"; }
