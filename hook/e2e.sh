@@ -8,8 +8,10 @@
 # post-build-hook and diff-hook; nhc-server (SQLite) receives the attestations. Checks
 # that every attestation equals what Nix recorded, that `nix store verify` accepts the
 # signatures through the server's binary-cache view, that builds succeed while the
-# server is down or silent and nothing is lost or duplicated after `nhc flush`, and
-# that a `--check` rebuild that differs is recorded through the diff-hook.
+# server is down or silent and nothing is lost or duplicated after `nhc flush`, that a
+# wrong server URL (invalid, a captive portal's 200, a redirect) spools loudly, that a
+# `--verify` mismatch is never sent, and that a `--check` rebuild that differs is recorded
+# through the diff-hook.
 #
 # Needs: nix-build/nix-store/nix (2.8), curl, python3, cargo. Builds the dev profile of
 # nhc-hook and nhc-server (a no-op when test.sh has built them).
@@ -38,10 +40,12 @@ for b in nhc-hook nhc nhc-server; do [ -x "$bin/$b" ] || fail "$bin/$b is missin
 T=$(mktemp -d "${TMPDIR:-/tmp}/nhc-e2e.XXXXXX")
 server_pid=
 silent_pid=
+portal_pid=
 cleanup() {
   local rc=$?
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
   [ -n "$silent_pid" ] && kill "$silent_pid" 2>/dev/null && wait "$silent_pid" 2>/dev/null
+  [ -n "$portal_pid" ] && kill "$portal_pid" 2>/dev/null && wait "$portal_pid" 2>/dev/null
   if [ "${NHC_E2E_KEEP:-0}" = 1 ]; then
     echo "e2e: kept $T" >&2
   else
@@ -307,6 +311,80 @@ grep -q '"http_status": 403' "$T"/spool-rejected/rejected/*.reason || fail "no r
 grep -q 'REJECTED' "$T/rejected.log" || fail "the rejection was not reported loudly"
 ok "built; rejected/ holds the request and its reason (HTTP 403 unknown_key)"
 
+step "an invalid HASH_COLLECTION_SERVER: the build succeeds, the hook says MISCONFIGURED and spools"
+mapfile -t d < <(instantiate "$(nonce)" hello)
+HASH_COLLECTION_SERVER=foo HASH_COLLECTION_SPOOL=$T/spool-badurl realise "$T/badurl.log" "${d[@]}"
+grep -q 'nhc-hook: error: MISCONFIGURED' "$T/badurl.log" || { cat "$T/badurl.log" >&2; fail "no loud message about the invalid URL"; }
+[ "$(spool_items "$T/spool-badurl")" = 1 ] || fail "the attestation was not spooled"
+ok "built; spooled; stderr: $(grep -m1 MISCONFIGURED "$T/badurl.log")"
+
+step "a URL that answers 200 without being nhc-server (a captive portal), or redirects: spooled, not lost"
+portal_port=$(free_port)
+cat >"$T/portal.py" <<'EOF'
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path.startswith("/moved/"):
+            self.send_response(301)
+            self.send_header("Location", "https://hc.example.org/v1/attestations")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        else:
+            body = b"<html>Log in to use the wifi</html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+EOF
+python3 "$T/portal.py" "$portal_port" &
+portal_pid=$!
+for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$portal_port/" >/dev/null 2>&1 && break; sleep 0.1; done
+mapfile -t d < <(instantiate "$(nonce)" hello tree)
+HASH_COLLECTION_SERVER=http://127.0.0.1:$portal_port HASH_COLLECTION_SPOOL=$T/spool-portal realise "$T/portal.log" "${d[0]}"
+grep -q 'nhc-hook: error: .*answered 2xx but not like nhc-server' "$T/portal.log" || { cat "$T/portal.log" >&2; fail "no loud message about the 200 from a non-server"; }
+HASH_COLLECTION_SERVER=http://127.0.0.1:$portal_port/moved HASH_COLLECTION_SPOOL=$T/spool-portal realise "$T/moved.log" "${d[1]}"
+grep -q 'nhc-hook: error: .*redirects to https://hc.example.org/v1/attestations' "$T/moved.log" || { cat "$T/moved.log" >&2; fail "no loud message naming the redirect's Location"; }
+[ "$(spool_items "$T/spool-portal")" = 2 ] || fail "expected 2 spooled items, found $(spool_items "$T/spool-portal")"
+rc=0
+HASH_COLLECTION_SERVER=http://127.0.0.1:$portal_port HASH_COLLECTION_SPOOL=$T/spool-portal "$bin/nhc" flush 2>"$T/portal-flush.log" || rc=$?
+[ "$rc" = 1 ] || { cat "$T/portal-flush.log" >&2; fail "nhc flush to a captive portal exited $rc, expected 1"; }
+[ "$(spool_items "$T/spool-portal")" = 2 ] || fail "nhc flush to a captive portal lost items"
+kill "$portal_pid"
+wait "$portal_pid" 2>/dev/null || true
+portal_pid=
+HASH_COLLECTION_SPOOL=$T/spool-portal "$bin/nhc" flush 2>"$T/portal-flush2.log" || { cat "$T/portal-flush2.log" >&2; fail "nhc flush failed"; }
+[ "$(spool_items "$T/spool-portal")" = 0 ] || fail "the spool is not empty after flushing to the real server"
+for p in $(outputs_of "${d[@]}"); do assert_attested "$p" e2e-a; done
+ok "both builds succeeded and spooled; a flush to the portal kept both; a flush to the server delivered both"
+
+step "--verify: a store path changed after the build is not attested, and --retry-rejected never sends it"
+mapfile -t d < <(instantiate "$(nonce)" hello)
+NIX_CONFIG="$nix_config_base
+post-build-hook =" realise "$T/nohook2.log" "${d[@]}"
+p=$(outputs_of "${d[@]}")
+chmod u+w "$T/store$p"
+echo tampered >>"$T/store$p"
+rc=0
+HASH_COLLECTION_SPOOL=$T/spool-verify "$bin/nhc" submit --verify "$p" >"$T/tampered.out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || { cat "$T/tampered.out" >&2; fail "nhc submit --verify of a changed path exited $rc, expected 1"; }
+grep -q 'VERIFY FAILED' "$T/tampered.out" || { cat "$T/tampered.out" >&2; fail "no loud VERIFY FAILED"; }
+[ "$(spool_items "$T/spool-verify/mismatch")" = 1 ] || fail "the request is not kept in mismatch/"
+[ "$(spool_items "$T/spool-verify/rejected")" = 0 ] || fail "a verify mismatch went to rejected/"
+HASH_COLLECTION_SPOOL=$T/spool-verify "$bin/nhc" flush --retry-rejected 2>"$T/tampered-flush.log" || { cat "$T/tampered-flush.log" >&2; fail "nhc flush failed"; }
+[ "$(spool_items "$T/spool-verify")" = 0 ] || fail "nhc flush --retry-rejected requeued a verify mismatch"
+[ "$(spool_items "$T/spool-verify/mismatch")" = 1 ] || fail "the mismatch/ item is gone"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/v1/outputs/$(basename "$p")")" = 404 ] || fail "a changed path was attested"
+ok "not attested; kept in mismatch/; nhc flush --retry-rejected left it there"
+
 # --- outage ----------------------------------------------------------------------------
 step "server down: builds succeed quickly and the attestations are spooled"
 stop_server
@@ -426,3 +504,16 @@ for want in 'may not be deterministic' 'is not reproducible' MISCONFIGURED; do
 done
 [ "$(status_of "$p")" = "one_builder 1 2" ] || fail "something was attested without a key: $(status_of "$p")"
 ok "the build log shows the rebuilt hash and the missing key; Nix reports the nondeterminism as usual"
+
+step "diff-hook in report-only mode (what the NixOS module sets): hashes in the log, no MISCONFIGURED"
+export NIX_CONFIG="$nix_config_base
+run-diff-hook = true
+diff-hook = $bin/nhc-hook"
+HASH_COLLECTION_DIFF_REPORT_ONLY=1 HASH_COLLECTION_SECRET_KEY_FILE=$T/missing.sec \
+  nix-store --realise --check "${d[@]}" >/dev/null 2>"$T/check3.log" &&
+  fail "the --check rebuild did not differ"
+export NIX_CONFIG=$nix_config_base
+grep -q 'is not reproducible.*not attested (report only' "$T/check3.log" || { cat "$T/check3.log" >&2; fail "no report-only line"; }
+! grep -q MISCONFIGURED "$T/check3.log" || { cat "$T/check3.log" >&2; fail "report-only mode still complains about the key"; }
+[ "$(status_of "$p")" = "one_builder 1 2" ] || fail "report-only mode attested something: $(status_of "$p")"
+ok "report-only: the rebuilt hash is in the build log, nothing attested, no error"

@@ -48,8 +48,13 @@ pub fn now_rfc3339() -> String {
 #[derive(Debug)]
 pub enum Delivery {
     Sent(SubmitResponse),
-    /// In the spool, for `nhc flush`; the string says why it was not sent.
-    Spooled(PathBuf, String),
+    /// In the spool, for `nhc flush`; `why` says why it was not sent, and `loud`
+    /// marks a reason that will not go away by itself (a misconfiguration).
+    Spooled {
+        path: PathBuf,
+        why: String,
+        loud: bool,
+    },
     /// Refused by the server; kept in `rejected/`.
     Rejected(PathBuf, String),
     /// Neither sent nor spooled (the spool is not writable).
@@ -62,13 +67,13 @@ pub fn client(cfg: &Config) -> Result<Client, String> {
 
 /// Sends `body` now (unless asynchronous), else spools it; never fails the caller.
 pub fn deliver(cfg: &Config, body: &[u8], asynchronous: bool) -> Delivery {
-    let why_not_now = if asynchronous {
-        "asynchronous mode".to_owned()
+    let (why_not_now, loud) = if asynchronous {
+        ("asynchronous mode".to_owned(), false)
     } else {
         match (client(cfg), cfg.token()) {
             (Ok(c), Ok(token)) => match c.submit(&token, body) {
                 Outcome::Delivered(r) => return Delivery::Sent(r),
-                Outcome::Retry { reason, .. } => reason,
+                Outcome::Retry { reason, misconfigured, .. } => (reason, misconfigured),
                 Outcome::Rejected { status, error, body: text } => {
                     let reason = serde_json::json!({
                         "rejected_at": now_rfc3339(),
@@ -87,11 +92,11 @@ pub fn deliver(cfg: &Config, body: &[u8], asynchronous: bool) -> Delivery {
                     };
                 }
             },
-            (Err(e), _) | (_, Err(e)) => format!("not configured to send ({e})"),
+            (Err(e), _) | (_, Err(e)) => (format!("not configured to send ({e})"), true),
         }
     };
     match Spool::open(&cfg.spool).and_then(|s| s.add(body)) {
-        Ok(p) => Delivery::Spooled(p, why_not_now),
+        Ok(path) => Delivery::Spooled { path, why: why_not_now, loud },
         Err(e) => Delivery::Lost(format!("{why_not_now}; and the spool is not writable: {e}")),
     }
 }
@@ -106,13 +111,18 @@ pub fn report(cfg: &Config, what: &str, body: &[u8], d: &Delivery) -> bool {
             }
             true
         }
-        Delivery::Spooled(p, why) => {
+        Delivery::Spooled { path, why, loud } => {
             if why == "asynchronous mode" {
                 if cfg.verbose {
-                    log::info(&format!("{what}: spooled as {} for `nhc flush`", p.display()));
+                    log::info(&format!("{what}: spooled as {} for `nhc flush`", path.display()));
                 }
+            } else if *loud {
+                log::error(&format!(
+                    "{what}: NOT SENT: {why}. Spooled as {}; fix the configuration, then `nhc flush`",
+                    path.display()
+                ));
             } else {
-                log::warn(&format!("{what}: not sent ({why}); spooled as {} for `nhc flush`", p.display()));
+                log::warn(&format!("{what}: not sent ({why}); spooled as {} for `nhc flush`", path.display()));
             }
             true
         }
@@ -130,6 +140,78 @@ pub fn report(cfg: &Config, what: &str, body: &[u8], d: &Delivery) -> bool {
                 String::from_utf8_lossy(body)
             ));
             false
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::testutil::{html, json, redirect, serve};
+    use std::collections::BTreeMap;
+
+    pub(crate) fn key() -> SecretKey {
+        SecretKey::from_seed(nhc_core::KeyName::parse("test-1").unwrap(), [7; 32])
+    }
+
+    pub(crate) fn facts(name: &str) -> OutputFacts {
+        OutputFacts {
+            name: Some(OutputName::parse("out").unwrap()),
+            path: StorePath::parse(&format!("/nix/store/mjs27ix6ig2bkbi3s3sm470vrv4lf7ic-{name}")).unwrap(),
+            nar_hash: NarHash::from_bytes([3; 32]),
+            nar_size: 120,
+            references: References::new(vec![]).unwrap(),
+        }
+    }
+
+    /// A configuration sending to `server` and spooling to `spool`.
+    pub(crate) fn config(server: &str, spool: &std::path::Path) -> Config {
+        let env: BTreeMap<String, String> = [
+            (crate::config::ENV_CONFIG, "/dev/null"),
+            (crate::config::ENV_SERVER, server),
+            (crate::config::ENV_TOKEN, "tok"),
+            (crate::config::ENV_SPOOL, spool.to_str().unwrap()),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        Config::load_from(&env, false).unwrap()
+    }
+
+    /// A wrong URL answering 200 (a captive portal) or redirecting must not make the
+    /// item leave: it is spooled, and the reason is loud.
+    #[test]
+    fn answers_not_from_nhc_server_spool_the_item() {
+        let dir = tempfile::tempdir().unwrap();
+        let (base, h) = serve(vec![
+            html(200, "<html>Log in to the wifi</html>"),
+            redirect(308, "https://elsewhere.example/v1/attestations"),
+            json(201, r#"{"stored":1,"duplicates":0}"#),
+        ]);
+        let cfg = config(&base, dir.path());
+        let body = serde_json::to_vec(&request(&key(), None, vec![facts("hello")])).unwrap();
+        for want in ["not like nhc-server", "redirects to https://elsewhere.example/v1/attestations"] {
+            match deliver(&cfg, &body, false) {
+                Delivery::Spooled { path, why, loud: true } => {
+                    assert!(why.contains(want), "{why}");
+                    assert_eq!(std::fs::read(&path).unwrap(), body);
+                }
+                d => panic!("{d:?}"),
+            }
+        }
+        assert!(matches!(deliver(&cfg, &body, false), Delivery::Sent(SubmitResponse { stored: 1, duplicates: 0 })));
+        assert_eq!(Spool::open(dir.path()).unwrap().items().unwrap().len(), 2);
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn a_misconfigured_server_spools() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config("foo", dir.path());
+        assert_eq!(cfg.errors.len(), 1);
+        match deliver(&cfg, b"{}", false) {
+            Delivery::Spooled { why, loud: true, .. } => assert!(why.contains("foo"), "{why}"),
+            d => panic!("{d:?}"),
         }
     }
 }

@@ -93,18 +93,58 @@ impl fmt::Display for Source {
     }
 }
 
+/// `url` without the `user:password@` of its authority, for messages and logs.
+/// (Without a scheme, as in a mistyped `user:pw@host`, the authority is at the start.)
+pub fn redact_url(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[start..];
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{}{}", &url[..start], &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
+/// Why `url` cannot be the collection server's base URL, if it cannot.
+pub fn check_server_url(url: &str) -> Result<(), String> {
+    let scheme_ok =
+        ["http://", "https://"].iter().any(|p| url.get(..p.len()).is_some_and(|s| s.eq_ignore_ascii_case(p)));
+    if !scheme_ok {
+        return Err("is not an http:// or https:// URL".into());
+    }
+    let uri: ureq::http::Uri = url.parse().map_err(|e| format!("is not a valid URL ({e})"))?;
+    if uri.host().is_none_or(str::is_empty) {
+        return Err("has no host".into());
+    }
+    if uri.query().is_some() || url.contains('#') {
+        return Err("must not have a ?query or #fragment (the API paths are appended to it)".into());
+    }
+    Ok(())
+}
+
 /// A setting given either directly or as a file to read.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 enum ValueOrFile {
     Value(String, Source),
     File(PathBuf, Source),
 }
 
+/// Never shows a value given directly (a token or a secret key).
+impl fmt::Debug for ValueOrFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ValueOrFile::Value(_, src) => f.debug_tuple("Value").field(&"<redacted>").field(src).finish(),
+            ValueOrFile::File(p, src) => f.debug_tuple("File").field(p).field(src).finish(),
+        }
+    }
+}
+
 /// The settings, resolved but not yet loaded (secrets are read on demand, so that
 /// commands that do not need them do not fail without them).
-#[derive(Debug)]
 pub struct Config {
     pub server: Option<String>,
+    /// Why `server` is unusable, when it is (reported as MISCONFIGURED).
+    server_error: Option<String>,
     token: Option<ValueOrFile>,
     secret_key: Option<ValueOrFile>,
     pub spool: PathBuf,
@@ -117,6 +157,31 @@ pub struct Config {
     pub file: Option<PathBuf>,
     /// Problems that do not stop anything by themselves (unknown keys, bad values).
     pub warnings: Vec<String>,
+    /// Settings that make the client unable to send (reported loudly as MISCONFIGURED;
+    /// the hook still spools and exits 0).
+    pub errors: Vec<String>,
+}
+
+/// Shows no secret: tokens and keys given directly are redacted, and so is any
+/// `user:password@` in the server URL.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("server", &self.server.as_deref().map(redact_url))
+            .field("server_error", &self.server_error)
+            .field("token", &self.token)
+            .field("secret_key", &self.secret_key)
+            .field("spool", &self.spool)
+            .field("async_mode", &self.async_mode)
+            .field("verify", &self.verify)
+            .field("verbose", &self.verbose)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("timeout", &self.timeout)
+            .field("file", &self.file)
+            .field("warnings", &self.warnings)
+            .field("errors", &self.errors)
+            .finish()
+    }
 }
 
 /// The environment, as a function so tests can supply their own.
@@ -237,7 +302,7 @@ fn check_trailing(tail: &str) -> Result<(), String> {
     }
 }
 
-fn parse_bool(s: &str) -> Option<bool> {
+pub(crate) fn parse_bool(s: &str) -> Option<bool> {
     match s.to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Some(true),
         "0" | "false" | "no" | "off" | "" => Some(false),
@@ -349,14 +414,16 @@ impl Config {
         };
         let connect_timeout = secs(ENV_CONNECT_TIMEOUT, "connect_timeout", DEFAULT_CONNECT_TIMEOUT);
         let timeout = secs(ENV_TIMEOUT, "timeout", DEFAULT_TIMEOUT);
-        let server = setting(ENV_SERVER, "server").map(|(v, _)| v.trim().trim_end_matches('/').to_owned());
-        if let Some(s) = &server {
-            if !(s.starts_with("http://") || s.starts_with("https://")) {
-                warnings.push(format!("${ENV_SERVER} = {s:?} does not start with http:// or https://"));
-            }
-        }
+        let server = setting(ENV_SERVER, "server").map(|(v, src)| (v.trim().trim_end_matches('/').to_owned(), src));
+        let server_error = server.as_ref().and_then(|(s, src)| {
+            check_server_url(s).err().map(|e| {
+                format!("the server URL {:?} ({src}) {e}; set it to e.g. https://hc.example.org", redact_url(s))
+            })
+        });
+        let errors: Vec<String> = server_error.iter().cloned().collect();
         Ok(Config {
-            server,
+            server: server.map(|(s, _)| s),
+            server_error,
             token: secret(ENV_TOKEN, ENV_TOKEN_FILE, "token"),
             secret_key: secret(ENV_SECRET_KEY, ENV_SECRET_KEY_FILE, "secret_key"),
             spool: setting(ENV_SPOOL, "spool")
@@ -369,6 +436,7 @@ impl Config {
             timeout: timeout.max(connect_timeout),
             file,
             warnings,
+            errors,
         })
     }
 
@@ -410,6 +478,9 @@ impl Config {
     }
 
     pub fn server(&self) -> Result<&str, String> {
+        if let Some(e) = &self.server_error {
+            return Err(e.clone());
+        }
         self.server.as_deref().ok_or_else(|| format!("no server: set ${ENV_SERVER} to the collection server's URL"))
     }
 }
@@ -501,5 +572,64 @@ mod tests {
         let e = c.secret_key().unwrap_err();
         assert!(e.contains(ENV_SECRET_KEY) && !e.contains("bm90IGEga2V5"), "{e}");
         assert!(c.token().unwrap_err().contains("/none"));
+    }
+
+    #[test]
+    fn an_invalid_server_url_is_a_misconfiguration() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.toml");
+        std::fs::write(&empty, "").unwrap();
+        let empty = empty.to_str().unwrap();
+        for bad in ["foo", "hc.example.org", "ftp://hc.example.org", "http://", "https://x.example/?a=1", "http://x/#f"]
+        {
+            let c = Config::load_from(&env(&[(ENV_CONFIG, empty), (ENV_SERVER, bad)]), false).unwrap();
+            assert_eq!(c.errors.len(), 1, "{bad}: {:?}", c.errors);
+            assert!(c.errors[0].contains(ENV_SERVER), "{:?}", c.errors);
+            assert_eq!(c.server().unwrap_err(), c.errors[0]);
+        }
+        for good in
+            ["http://127.0.0.1:8080", "https://hc.example.org/", "https://u:p@hc.example.org/prefix", "HTTPS://X"]
+        {
+            let c = Config::load_from(&env(&[(ENV_CONFIG, empty), (ENV_SERVER, good)]), false).unwrap();
+            assert!(c.errors.is_empty() && c.warnings.is_empty(), "{good}: {:?} {:?}", c.errors, c.warnings);
+            assert!(c.server().is_ok());
+        }
+        let c = Config::load_from(&env(&[(ENV_CONFIG, empty), (ENV_SERVER, "u:pw@foo")]), false).unwrap();
+        assert!(!c.errors[0].contains("pw"), "{:?}", c.errors);
+    }
+
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("c.toml");
+        std::fs::write(&cfg, "token = \"file-token-123\"\nsecret_key = \"k:ZmlsZS1zZWNyZXQ=\"\n").unwrap();
+        let cfgs = cfg.to_str().unwrap();
+        for e in [
+            env(&[(ENV_CONFIG, cfgs), (ENV_SERVER, "https://bob:pw-456@hc.example.org")]),
+            env(&[
+                (ENV_CONFIG, cfgs),
+                (ENV_SERVER, "https://bob:pw-456@hc.example.org"),
+                (ENV_TOKEN, "env-token-789"),
+                (ENV_SECRET_KEY, "k:ZW52LXNlY3JldA=="),
+            ]),
+        ] {
+            let c = Config::load_from(&e, false).unwrap();
+            let shown = format!("{c:?} {c:#?}");
+            for secret in ["file-token-123", "ZmlsZS1zZWNyZXQ", "env-token-789", "ZW52LXNlY3JldA", "pw-456", "bob"] {
+                assert!(!shown.contains(secret), "{secret} in {shown}");
+            }
+            assert!(shown.contains("hc.example.org") && shown.contains("redacted"), "{shown}");
+        }
+        let c = Config::load_from(&env(&[(ENV_CONFIG, cfgs), (ENV_TOKEN_FILE, "/run/keys/token")]), false).unwrap();
+        assert!(format!("{c:?}").contains("/run/keys/token"));
+    }
+
+    #[test]
+    fn urls_lose_their_userinfo() {
+        assert_eq!(redact_url("https://u:p@h.example:1/x@y?z@w"), "https://h.example:1/x@y?z@w");
+        assert_eq!(redact_url("http://tok@h/"), "http://h/");
+        assert_eq!(redact_url("http://h/a@b"), "http://h/a@b");
+        assert_eq!(redact_url("foo"), "foo");
+        assert_eq!(redact_url("u:pw@foo/x"), "foo/x");
     }
 }

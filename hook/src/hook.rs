@@ -69,7 +69,8 @@ pub fn gather(store: &mut Store, outputs: Vec<(Option<OutputName>, StorePath)>, 
     g
 }
 
-/// Keeps the unsent attestations of mismatched outputs in `rejected/` and says so loudly.
+/// Keeps the unsent attestations of mismatched outputs in `mismatch/` (never sent,
+/// not even by `nhc flush --retry-rejected`) and says so loudly.
 pub fn record_mismatches(cfg: &Config, key: &SecretKey, drv: Option<&DrvPath>, mismatches: Vec<Mismatch>) {
     for m in mismatches {
         let (hash, size) = m.on_disk;
@@ -88,10 +89,13 @@ pub fn record_mismatches(cfg: &Config, key: &SecretKey, drv: Option<&DrvPath>, m
         });
         let req = attest::request(key, drv.cloned(), vec![m.facts]);
         let kept = serde_json::to_vec(&req).map_err(|e| e.to_string()).and_then(|body| {
-            Spool::open(&cfg.spool).and_then(|s| s.add_rejected(&body, &reason)).map_err(|e| e.to_string())
+            Spool::open(&cfg.spool).and_then(|s| s.add_mismatch(&body, &reason)).map_err(|e| e.to_string())
         });
         match kept {
-            Ok(p) => log::error(&format!("{msg}; the request Nix's values would give is kept in {}", p.display())),
+            Ok(p) => log::error(&format!(
+                "{msg}; the request Nix's values would give is kept in {} (for inspection only: it is never sent)",
+                p.display()
+            )),
             Err(e) => log::error(&format!("{msg} (and it cannot be kept in the spool: {e})")),
         }
     }
@@ -107,6 +111,9 @@ fn load_config_and_key() -> Option<(Config, SecretKey)> {
     };
     for w in &cfg.warnings {
         log::warn(w);
+    }
+    for e in &cfg.errors {
+        log::error(&format!("MISCONFIGURED: {e}; attestations are spooled until it is fixed (then `nhc flush`)"));
     }
     match cfg.secret_key() {
         Ok(k) => Some((cfg, k)),
@@ -244,20 +251,44 @@ pub fn diff_hook(original: &str, check: &str, drv: &str) {
         Some(i) => format!("{} ({} bytes)", i.nar_hash, i.nar_size),
         None => "unknown".into(),
     };
+    // Under nix-daemon the diff-hook runs as a build user, which cannot read the key
+    // or the spool: the NixOS module asks for the hashes in the build log only.
+    let report_only =
+        std::env::var(ENV_DIFF_REPORT_ONLY).ok().and_then(|v| crate::config::parse_bool(&v)).unwrap_or(false);
     log::info(&format!(
-        "diff-hook: {original} is not reproducible: the store has {before}, the rebuild {} has {rebuilt} ({} bytes); \
-         attesting the rebuilt hash",
+        "diff-hook: {original} is not reproducible: the store has {before}, the rebuild {} has {rebuilt} ({} bytes); {}",
         check.display(),
-        digest.size
+        digest.size,
+        if report_only { "not attested (report only: HASH_COLLECTION_DIFF_REPORT_ONLY)" } else { "attesting the rebuilt hash" }
     ));
     for n in &store.notes {
         log::warn(n);
     }
-    // Under nix-daemon the diff-hook runs as a build user, which usually cannot read
-    // the key: the hashes above are then all it can report.
+    if report_only {
+        return;
+    }
     let Some((cfg, key)) = load_config_and_key() else { return };
     let facts = OutputFacts { name, path: original, nar_hash: rebuilt, nar_size: digest.size, references };
     submit(&cfg, &key, &drv, vec![facts]);
+}
+
+/// Runs `f`, turning a panic into a logged error: the hook must exit 0 whatever
+/// happens. Returns whether `f` finished normally.
+pub fn guarded(f: impl FnOnce()) -> bool {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|info| {
+        let p = info.payload();
+        let msg = p.downcast_ref::<&str>().copied().or_else(|| p.downcast_ref::<String>().map(String::as_str));
+        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        log::error(&format!(
+            "INTERNAL ERROR (a bug in nhc-hook; please report it): panicked{at}: {}. \
+             Nothing more is attested for this build; the build itself is not affected",
+            msg.unwrap_or("(no message)").replace('\n', " ")
+        ));
+    }));
+    let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_ok();
+    std::panic::set_hook(previous);
+    ok
 }
 
 pub const HELP: &str = "\
@@ -275,10 +306,55 @@ reads the NAR hash, NAR size and references Nix recorded, signs Nix's fingerprin
 `1;<path>;<sha256:nix32>;<size>;<refs>` with the builder's key, and POSTs the attestation
 to $HASH_COLLECTION_SERVER/v1/attestations. If the server cannot be reached, answers 5xx,
 or times out, the signed request is written to the spool and `nhc flush` sends it later;
-a 4xx rejection is kept in <spool>/rejected/ with the reason. It always exits 0, so a
-problem here never fails a build; problems are reported on stderr.
+so is it when the URL redirects or answers 2xx without nhc-server's answer (reported as
+an error: the URL is probably wrong). A 4xx rejection is kept in <spool>/rejected/ with
+the reason. With HASH_COLLECTION_VERIFY=1 an output whose files no longer match Nix's
+record is not attested; the request is kept in <spool>/mismatch/ for inspection and is
+never sent. It always exits 0, even on an internal error, so a problem here never fails
+a build; problems are reported on stderr.
+
+For https:// servers it trusts the CA certificates of $NIX_SSL_CERT_FILE, else
+$SSL_CERT_FILE, else the system's bundle (/etc/ssl/certs/ca-certificates.crt and the
+other usual places), else the Mozilla roots built into it.
 
 As a diff-hook (`nix-build --check` found a rebuild that differs), it hashes the rebuilt
 output and attests that hash for the original output path, so the server records that
-this builder got two different results.
+this builder got two different results. With HASH_COLLECTION_DIFF_REPORT_ONLY=1 it only
+prints both hashes to the build log (the NixOS module sets it: under nix-daemon the
+diff-hook runs as a build user that cannot read the key).
 ";
+
+/// Set by the NixOS module's diff-hook wrapper: print the hashes, attest nothing.
+pub const ENV_DIFF_REPORT_ONLY: &str = "HASH_COLLECTION_DIFF_REPORT_ONLY";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attest::tests::{config, facts, key};
+
+    #[test]
+    fn a_panic_is_caught_and_logged() {
+        assert!(guarded(|| {}));
+        assert!(!guarded(|| panic!("boom")));
+        // The process's own panic hook is back.
+        assert!(std::panic::catch_unwind(|| panic!("again")).is_err());
+    }
+
+    #[test]
+    fn verify_mismatches_go_to_their_own_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config("http://127.0.0.1:9", dir.path());
+        let f = facts("hello");
+        let on_disk = (NarHash::from_bytes([4; 32]), 121);
+        record_mismatches(&cfg, &key(), None, vec![Mismatch { facts: f, on_disk }]);
+        let s = Spool::open(dir.path()).unwrap();
+        assert!(s.items().unwrap().is_empty());
+        assert!(s.rejected_items().unwrap().is_empty());
+        let kept = s.mismatch_items().unwrap();
+        assert_eq!(kept.len(), 1);
+        let reason = std::fs::read_to_string(kept[0].with_extension("reason")).unwrap();
+        assert!(reason.contains("verify_mismatch"), "{reason}");
+        assert_eq!(s.requeue_rejected().unwrap(), (0, 0));
+        assert!(s.items().unwrap().is_empty());
+    }
+}

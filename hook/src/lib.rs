@@ -10,3 +10,5 @@ pub mod http;
 pub mod log;
 pub mod spool;
 pub mod store;
+#[cfg(test)]
+mod testutil;

@@ -6,7 +6,12 @@
 //!   names sort in the order the items were made.
 //! - `.tmp-*`: an item being written (never read by `nhc flush`).
 //! - `rejected/<name>.json` and `rejected/<name>.reason`: items the server refused
-//!   with a 4xx (or that failed local verification), with the reason as JSON.
+//!   with a 4xx, with the reason as JSON; `nhc flush --retry-rejected` requeues them.
+//! - `mismatch/<name>.json` and `mismatch/<name>.reason`: requests for outputs whose
+//!   files no longer matched Nix's record (`--verify`); kept for inspection, never sent.
+//!
+//! Directories are created with mode 0700 and their parent is synced, so a new
+//! directory and the first item in it survive a crash together.
 //!
 //! `nhc flush` takes each item with an exclusive `flock` and checks that the file is
 //! still linked under its name, so two flushes never send the same item at the same
@@ -19,14 +24,74 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::log;
+
 pub const REJECTED: &str = "rejected";
+pub const MISMATCH: &str = "mismatch";
 
 fn ctx(path: &Path) -> impl FnOnce(io::Error) -> io::Error + '_ {
     move |e| io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Tests: the directories synced by this thread, and whether syncing one fails.
+    static SYNCED: std::cell::RefCell<Vec<PathBuf>> = const { std::cell::RefCell::new(Vec::new()) };
+    static FAIL_DIR_SYNC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 fn fsync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(test)]
+    {
+        SYNCED.with(|s| s.borrow_mut().push(dir.to_path_buf()));
+        if FAIL_DIR_SYNC.with(|f| f.get()) {
+            return Err(ctx(dir)(io::Error::other("injected failure")));
+        }
+    }
     File::open(dir).and_then(|d| d.sync_all()).map_err(ctx(dir))
+}
+
+/// Syncs `dir` after a change that is already made (a rename, a removal): a failure
+/// only means the change might not survive a crash, so it is a warning, not an error.
+fn fsync_dir_after(dir: &Path, what: &str) {
+    if let Err(e) = fsync_dir(dir) {
+        log::warn(&format!("{what}, but syncing the directory failed ({e}); it may not survive a power loss"));
+    }
+}
+
+/// Creates `dir` (mode 0700) and any missing parents, syncing the parent of each
+/// one created so that the new entries are durable.
+pub fn create_dir_durably(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut missing = Vec::new();
+    let mut cur = dir;
+    while !cur.exists() {
+        missing.push(cur);
+        match cur.parent() {
+            Some(p) if !p.as_os_str().is_empty() => cur = p,
+            _ => break,
+        }
+    }
+    for d in missing.into_iter().rev() {
+        match fs::DirBuilder::new().mode(0o700).create(d) {
+            Ok(()) => {}
+            // Made at the same time by another process: it syncs it too.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && d.is_dir() => {}
+            Err(e) => return Err(ctx(d)(e)),
+        }
+        let parent = match d.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        fsync_dir(parent)?;
+    }
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(ctx(dir)(io::Error::new(io::ErrorKind::AlreadyExists, "exists and is not a directory")))
+    }
 }
 
 /// A fresh item name: nanoseconds since the epoch, then 64 random bits.
@@ -41,7 +106,8 @@ pub fn new_item_name() -> String {
 }
 
 /// Writes `data` to `dir/name` so that the file either does not exist or is
-/// complete, and survives a crash once this returns.
+/// complete, and survives a crash once this returns (if only the final sync of the
+/// directory fails, the file is there and this warns and succeeds).
 pub fn write_durably(dir: &Path, name: &str, data: &[u8]) -> io::Result<PathBuf> {
     let tmp = dir.join(format!(".tmp-{name}"));
     let fin = dir.join(name);
@@ -55,7 +121,7 @@ pub fn write_durably(dir: &Path, name: &str, data: &[u8]) -> io::Result<PathBuf>
         let _ = fs::remove_file(&tmp);
         return Err(io::Error::new(e.kind(), format!("{}: {e}", fin.display())));
     }
-    fsync_dir(dir)?;
+    fsync_dir_after(dir, &format!("{} is written", fin.display()));
     Ok(fin)
 }
 
@@ -74,7 +140,7 @@ pub struct Claimed {
 impl Spool {
     /// Opens the spool, creating it (mode 0700) if missing.
     pub fn open(dir: &Path) -> io::Result<Spool> {
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(ctx(dir))?;
+        create_dir_durably(dir)?;
         Ok(Spool { dir: dir.to_path_buf() })
     }
 
@@ -86,6 +152,10 @@ impl Spool {
         self.dir.join(REJECTED)
     }
 
+    pub fn mismatch_dir(&self) -> PathBuf {
+        self.dir.join(MISMATCH)
+    }
+
     /// Adds a request body; returns the item's path.
     pub fn add(&self, body: &[u8]) -> io::Result<PathBuf> {
         write_durably(&self.dir, &new_item_name(), body)
@@ -93,11 +163,13 @@ impl Spool {
 
     /// Writes a body straight to `rejected/` with its reason.
     pub fn add_rejected(&self, body: &[u8], reason: &serde_json::Value) -> io::Result<PathBuf> {
-        let rej = self.rejected_dir();
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(&rej).map_err(ctx(&rej))?;
-        let name = new_item_name();
-        write_reason(&rej, &name, reason)?;
-        write_durably(&rej, &name, body)
+        add_with_reason(&self.rejected_dir(), body, reason)
+    }
+
+    /// Keeps the request for an output that failed verification in `mismatch/`, with
+    /// the reason; nothing ever sends it.
+    pub fn add_mismatch(&self, body: &[u8], reason: &serde_json::Value) -> io::Result<PathBuf> {
+        add_with_reason(&self.mismatch_dir(), body, reason)
     }
 
     /// The waiting items, oldest first.
@@ -106,10 +178,11 @@ impl Spool {
     }
 
     pub fn rejected_items(&self) -> io::Result<Vec<PathBuf>> {
-        match list_items(&self.rejected_dir()) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-            r => r,
-        }
+        list_items_if_any(&self.rejected_dir())
+    }
+
+    pub fn mismatch_items(&self) -> io::Result<Vec<PathBuf>> {
+        list_items_if_any(&self.mismatch_dir())
     }
 
     /// Takes `path` for this process: `None` when another process holds it or it is
@@ -144,37 +217,53 @@ impl Spool {
     /// Removes a delivered item.
     pub fn remove(&self, item: Claimed) -> io::Result<()> {
         fs::remove_file(&item.path).map_err(ctx(&item.path))?;
-        fsync_dir(&self.dir)
+        fsync_dir_after(&self.dir, &format!("{} is removed", item.path.display()));
+        Ok(())
     }
 
     /// Moves an item to `rejected/` next to its reason.
     pub fn reject(&self, item: Claimed, reason: &serde_json::Value) -> io::Result<PathBuf> {
         let rej = self.rejected_dir();
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(&rej).map_err(ctx(&rej))?;
+        create_dir_durably(&rej)?;
         write_reason(&rej, &item.name, reason)?;
         let dest = rej.join(&item.name);
         fs::rename(&item.path, &dest).map_err(ctx(&item.path))?;
-        fsync_dir(&rej)?;
-        fsync_dir(&self.dir)?;
+        let moved = format!("{} is moved to {}", item.path.display(), dest.display());
+        fsync_dir_after(&rej, &moved);
+        fsync_dir_after(&self.dir, &moved);
         Ok(dest)
     }
 
     /// Moves every rejected item back into the spool (after fixing what was wrong).
-    pub fn requeue_rejected(&self) -> io::Result<usize> {
+    /// Items whose reason is a failed verification (put in `rejected/` by older
+    /// versions) are moved to `mismatch/` instead: they must never be sent.
+    /// Returns how many were requeued and how many were moved to `mismatch/`.
+    pub fn requeue_rejected(&self) -> io::Result<(usize, usize)> {
         let rej = self.rejected_dir();
-        let mut n = 0;
+        let (mut n, mut mismatches) = (0, 0);
         for item in self.rejected_items()? {
             let Some(name) = item.file_name() else { continue };
+            let name_s = name.to_string_lossy().into_owned();
+            let reason = reason_path(&rej, &name_s);
+            if is_verify_mismatch(&reason) {
+                let mis = self.mismatch_dir();
+                create_dir_durably(&mis)?;
+                let _ = fs::rename(&reason, reason_path(&mis, &name_s));
+                fs::rename(&item, mis.join(name)).map_err(ctx(&item))?;
+                fsync_dir_after(&mis, &format!("{} is moved to {}", item.display(), mis.display()));
+                mismatches += 1;
+                continue;
+            }
             let dest = self.dir.join(name);
             fs::rename(&item, &dest).map_err(ctx(&item))?;
-            let _ = fs::remove_file(reason_path(&rej, &name.to_string_lossy()));
+            let _ = fs::remove_file(reason);
             n += 1;
         }
-        if n > 0 {
-            fsync_dir(&self.dir)?;
-            fsync_dir(&rej)?;
+        if n + mismatches > 0 {
+            fsync_dir_after(&self.dir, "the rejected items are requeued");
+            fsync_dir_after(&rej, "the rejected items are requeued");
         }
-        Ok(n)
+        Ok((n, mismatches))
     }
 
     /// Removes `.tmp-*` files older than `max_age_secs` (left by a killed writer).
@@ -194,6 +283,28 @@ impl Spool {
                 let _ = fs::remove_file(e.path());
             }
         }
+    }
+}
+
+fn add_with_reason(dir: &Path, body: &[u8], reason: &serde_json::Value) -> io::Result<PathBuf> {
+    create_dir_durably(dir)?;
+    let name = new_item_name();
+    write_reason(dir, &name, reason)?;
+    write_durably(dir, &name, body)
+}
+
+/// Whether the reason file says the item failed local verification.
+fn is_verify_mismatch(reason: &Path) -> bool {
+    fs::read(reason)
+        .ok()
+        .and_then(|t| serde_json::from_slice::<serde_json::Value>(&t).ok())
+        .is_some_and(|v| v.get("verify_mismatch").is_some())
+}
+
+fn list_items_if_any(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    match list_items(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        r => r,
     }
 }
 
@@ -258,11 +369,84 @@ mod tests {
         assert_eq!(s.rejected_items().unwrap(), vec![dest.clone()]);
         let reason = dest.with_extension("reason");
         assert!(fs::read_to_string(&reason).unwrap().contains("400"));
-        assert_eq!(s.requeue_rejected().unwrap(), 1);
+        assert_eq!(s.requeue_rejected().unwrap(), (1, 0));
         assert_eq!(s.items().unwrap().len(), 1);
         assert!(!reason.exists());
         let r = s.add_rejected(b"x", &serde_json::json!({"why": "verify"})).unwrap();
         assert!(r.starts_with(s.rejected_dir()));
+    }
+
+    /// Verify mismatches are kept apart: `--retry-rejected` must never send them, also
+    /// those an older version put in `rejected/`.
+    #[test]
+    fn verify_mismatches_are_never_requeued() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Spool::open(t.path()).unwrap();
+        let m = s.add_mismatch(b"{\"m\":1}", &serde_json::json!({"verify_mismatch": {}})).unwrap();
+        assert!(m.starts_with(s.mismatch_dir()));
+        assert_eq!(s.mismatch_items().unwrap(), vec![m.clone()]);
+        assert!(m.with_extension("reason").exists());
+        let legacy = s.add_rejected(b"{\"l\":1}", &serde_json::json!({"verify_mismatch": {"x": 1}})).unwrap();
+        let refused = s.add_rejected(b"{\"r\":1}", &serde_json::json!({"http_status": 400})).unwrap();
+        assert_eq!(s.requeue_rejected().unwrap(), (1, 1));
+        let queued: Vec<Vec<u8>> = s.items().unwrap().iter().map(|p| fs::read(p).unwrap()).collect();
+        assert_eq!(queued, vec![b"{\"r\":1}".to_vec()]);
+        assert!(!refused.exists() && !legacy.exists());
+        assert!(s.rejected_items().unwrap().is_empty());
+        let kept = s.mismatch_items().unwrap();
+        assert_eq!(kept.len(), 2);
+        assert!(kept.iter().all(|p| p.with_extension("reason").exists()));
+        assert!(kept.contains(&s.mismatch_dir().join(legacy.file_name().unwrap())));
+        assert_eq!(s.requeue_rejected().unwrap(), (0, 0));
+        assert_eq!(s.items().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn new_directories_are_synced_into_their_parent() {
+        let t = tempfile::tempdir().unwrap();
+        SYNCED.with(|v| v.borrow_mut().clear());
+        let dir = t.path().join("a/b");
+        let s = Spool::open(&dir).unwrap();
+        let synced = SYNCED.with(|v| v.borrow().clone());
+        assert_eq!(synced, vec![t.path().to_path_buf(), t.path().join("a")]);
+        assert_eq!(fs::metadata(t.path().join("a")).unwrap().permissions().mode() & 0o777, 0o700);
+        SYNCED.with(|v| v.borrow_mut().clear());
+        s.add_rejected(b"{}", &serde_json::json!({})).unwrap();
+        s.add_mismatch(b"{}", &serde_json::json!({})).unwrap();
+        let synced = SYNCED.with(|v| v.borrow().clone());
+        for d in [&dir, &s.rejected_dir(), &s.mismatch_dir()] {
+            assert!(synced.contains(d), "{d:?} not synced: {synced:?}");
+        }
+        // Opening an existing spool syncs nothing.
+        SYNCED.with(|v| v.borrow_mut().clear());
+        Spool::open(&dir).unwrap();
+        assert!(SYNCED.with(|v| v.borrow().is_empty()));
+        let file = t.path().join("file");
+        fs::write(&file, "").unwrap();
+        assert!(Spool::open(&file).is_err());
+    }
+
+    /// Once the item is renamed into place it is in the spool: a failed sync of the
+    /// directory afterwards must not report it lost (the hook would then print it as
+    /// LOST while `nhc flush` later sends it).
+    #[test]
+    fn a_failed_directory_sync_after_the_rename_is_only_a_warning() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Spool::open(t.path()).unwrap();
+        fs::create_dir(s.rejected_dir()).unwrap();
+        FAIL_DIR_SYNC.with(|f| f.set(true));
+        let a = s.add(b"{}");
+        let c = s.claim(a.as_ref().unwrap()).unwrap().unwrap();
+        let rejected = s.reject(c, &serde_json::json!({}));
+        FAIL_DIR_SYNC.with(|f| f.set(false));
+        let a = a.unwrap();
+        assert!(!a.exists());
+        assert!(rejected.unwrap().exists());
+        // Creating a directory still needs its parent synced.
+        FAIL_DIR_SYNC.with(|f| f.set(true));
+        let r = Spool::open(&t.path().join("new"));
+        FAIL_DIR_SYNC.with(|f| f.set(false));
+        assert!(r.is_err());
     }
 
     #[test]

@@ -238,22 +238,84 @@ impl NixDb {
     }
 }
 
-/// Runs `nix-store --query ARGS` and returns its stdout lines.
-pub fn nix_store_query(args: &[&str]) -> Result<Vec<String>, String> {
-    let out = Command::new("nix-store")
-        .arg("--query")
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run nix-store: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "nix-store --query {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+/// How long a `nix-store --query` may take before it is killed (it takes tens of
+/// milliseconds; a stuck one must not stall the build).
+pub const NIX_STORE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs `cmd` with stdin closed, killing it after `timeout`; its status, stdout and
+/// stderr. The output is read by two threads so a full pipe cannot block the child.
+pub fn run_with_timeout(
+    mut cmd: Command,
+    timeout: Duration,
+) -> Result<(std::process::ExitStatus, Vec<u8>, Vec<u8>), String> {
+    use std::io::Read;
+    use std::process::Stdio;
+    use std::sync::mpsc;
+    use std::time::Instant;
+
+    let start = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", cmd.get_program().to_string_lossy()))?;
+    let (tx, rx) = mpsc::channel();
+    let pipes: [(u8, Option<Box<dyn Read + Send>>); 2] = [
+        (1, child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>)),
+        (2, child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>)),
+    ];
+    for (fd, pipe) in pipes {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            let _ = tx.send((fd, buf));
+        });
     }
-    Ok(String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).filter(|l| !l.is_empty()).collect())
+    drop(tx);
+    let mut pause = Duration::from_millis(1);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if start.elapsed() < timeout => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(25));
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("killed after {:.1} s without an answer", timeout.as_secs_f64()));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    };
+    // A process it started may still hold the pipes: do not wait past the deadline.
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        let left = timeout.saturating_sub(start.elapsed()).max(Duration::from_millis(100));
+        match rx.recv_timeout(left) {
+            Ok((1, b)) => out = b,
+            Ok((_, b)) => err = b,
+            Err(_) => return Err("its output did not end after it exited".into()),
+        }
+    }
+    Ok((status, out, err))
+}
+
+/// Runs `nix-store --query ARGS` (killed after [`NIX_STORE_TIMEOUT`]) and returns
+/// its stdout lines.
+pub fn nix_store_query(args: &[&str]) -> Result<Vec<String>, String> {
+    let mut cmd = Command::new("nix-store");
+    cmd.arg("--query").args(args);
+    let (status, out, err) =
+        run_with_timeout(cmd, NIX_STORE_TIMEOUT).map_err(|e| format!("nix-store --query {}: {e}", args.join(" ")))?;
+    if !status.success() {
+        return Err(format!("nix-store --query {} failed: {}", args.join(" "), String::from_utf8_lossy(&err).trim()));
+    }
+    Ok(String::from_utf8_lossy(&out).lines().map(str::to_owned).filter(|l| !l.is_empty()).collect())
 }
 
 fn parse_paths(lines: Vec<String>) -> Result<Vec<StorePath>, String> {
@@ -375,6 +437,25 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commands_are_bounded_in_time() {
+        let mut c = Command::new("/bin/sh");
+        c.args(["-c", "echo out; echo err >&2; exit 3"]);
+        let (status, out, err) = run_with_timeout(c, Duration::from_secs(5)).unwrap();
+        assert_eq!((status.code(), &out[..], &err[..]), (Some(3), &b"out\n"[..], &b"err\n"[..]));
+        // Much output: read while the child runs, so it does not block on a full pipe.
+        let mut c = Command::new("/bin/sh");
+        c.args(["-c", "head -c 1000000 /dev/zero"]);
+        assert_eq!(run_with_timeout(c, Duration::from_secs(5)).unwrap().1.len(), 1_000_000);
+        let t0 = std::time::Instant::now();
+        let mut c = Command::new("/bin/sh");
+        c.args(["-c", "exec sleep 30"]);
+        let e = run_with_timeout(c, Duration::from_millis(300)).unwrap_err();
+        assert!(e.contains("killed"), "{e}");
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+        assert!(run_with_timeout(Command::new("/nonexistent/x"), Duration::from_secs(1)).is_err());
+    }
 
     #[test]
     fn store_uris() {
