@@ -56,16 +56,13 @@ CREATE TABLE IF NOT EXISTS attestations (
 );
 CREATE INDEX IF NOT EXISTS attestations_by_builder ON attestations (builder, submitted_at, output_path, nar_hash);
 
--- Which derivation output maps to which path, and which builders said so. A
--- fixed-output path can have several derivers, so every (drv, output name, path)
--- is kept. Should builders name different paths for one output, the report picks
--- the path most builders named (then the one named first), so that one builder
--- pointing a derivation at a popular path cannot take over its report.
+-- Which derivation output maps to which path. A fixed-output path can have several
+-- derivers, so every (drv, output name, path) is kept. Who named the path for the
+-- derivation is in the attestations' drv_path and output_name: should builders name
+-- different paths for one output, the report picks the path most of them named.
 CREATE TABLE IF NOT EXISTS derivation_outputs (
     drv_path    TEXT NOT NULL,
     output_name TEXT NOT NULL,
     output_path TEXT NOT NULL,
-    builder     TEXT NOT NULL,
-    claimed_at  BIGINT NOT NULL,
-    PRIMARY KEY (drv_path, output_name, output_path, builder)
+    PRIMARY KEY (drv_path, output_name, output_path)
 );

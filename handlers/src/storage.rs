@@ -107,12 +107,18 @@ pub struct Vote {
 pub struct DerivationVote {
     pub output_name: OutputName,
     pub output_path: StorePath,
-    /// How many builders named this path as this output of the derivation.
-    pub claims: u64,
-    /// When the first of them did.
-    pub first_claimed_at: i64,
     /// One attestation of the path, by anyone (None when nobody attested it).
-    pub vote: Option<(BuilderName, NarHash)>,
+    pub vote: Option<DerivationVoteOf>,
+}
+
+/// One builder's attestation of a path named as a derivation's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DerivationVoteOf {
+    pub builder: BuilderName,
+    pub nar_hash: NarHash,
+    /// When this attestation named this derivation output (None: it named another
+    /// derivation, or none, e.g. a fixed-output path built from another deriver).
+    pub claimed_at: Option<i64>,
 }
 
 /// Position in a builder's attestations, newest first: the last row of a page.

@@ -65,19 +65,13 @@ impl InsertBatch {
         type Row<'a> = (&'a str, &'a str, String, &'a str, u64, String, String, Option<&'a str>, Option<&'a str>, i64);
         let mut first_seen: HashSet<Key> = HashSet::new();
         let mut rows: Vec<Row> = Vec::new();
-        let mut derivations: Vec<(&str, &str, &str, &str, i64)> = Vec::new();
+        let mut derivations: Vec<(&str, &str, &str)> = Vec::new();
         let mut sent = Vec::with_capacity(submissions.len());
         for s in submissions {
             let mut mine = Vec::with_capacity(s.attestations.len());
             for a in &s.attestations {
                 if let (Some(drv), Some(out)) = (&a.drv_path, &a.output_name) {
-                    derivations.push((
-                        drv.as_str(),
-                        out.as_str(),
-                        a.output_path.as_str(),
-                        s.builder.as_str(),
-                        s.submitted_at,
-                    ));
+                    derivations.push((drv.as_str(), out.as_str(), a.output_path.as_str()));
                 }
                 let key: Key =
                     (a.output_path.as_str().to_owned(), s.builder.as_str().to_owned(), a.nar_hash.to_string());

@@ -65,9 +65,8 @@ pub const REVOKE_TOKENS: &str = "UPDATE tokens SET revoked_at = $2 WHERE builder
 pub const DELETE_TOKENS: &str = "DELETE FROM tokens WHERE builder = $1";
 pub const MARK_DELETED: &str = "UPDATE builders SET deleted_at = $2 WHERE name = $1";
 /// A purge removes everything of the builder, in this order.
-pub const PURGE: [&str; 5] = [
+pub const PURGE: [&str; 4] = [
     "DELETE FROM attestations WHERE builder = $1",
-    "DELETE FROM derivation_outputs WHERE builder = $1",
     "DELETE FROM tokens WHERE builder = $1",
     "DELETE FROM builder_keys WHERE builder = $1",
     "DELETE FROM builders WHERE name = $1",
@@ -106,14 +105,14 @@ pub const BUILDER_PAGE_AFTER: &str = concat!(
     " FROM attestations WHERE builder = $1 AND (submitted_at, output_path, nar_hash) < ($3, $4, $5) \
      ORDER BY submitted_at DESC, output_path DESC, nar_hash DESC LIMIT $2"
 );
-/// Columns: output_name, output_path, claims (how many builders named that path for
-/// that output), first_claimed_at, builder, nar_hash (the last two NULL when nobody
-/// attested the path): one row per attestation of each path named.
-pub const DERIVATION_VOTES: &str = "SELECT d.output_name, d.output_path, d.claims, d.first_claimed_at, \
-    a.builder, a.nar_hash \
-    FROM (SELECT output_name, output_path, COUNT(DISTINCT builder) AS claims, MIN(claimed_at) AS first_claimed_at \
-          FROM derivation_outputs WHERE drv_path = $1 GROUP BY output_name, output_path) d \
-    LEFT JOIN attestations a ON a.hash_part = substr(d.output_path, 12, 32) AND a.output_path = d.output_path";
+/// Columns: output_name, output_path, builder, nar_hash (the last two NULL when
+/// nobody attested the path), claimed_at (the attestation's time when it named this
+/// derivation output, else NULL): one row per attestation of each path named.
+pub const DERIVATION_VOTES: &str = "SELECT d.output_name, d.output_path, a.builder, a.nar_hash, \
+    CASE WHEN a.drv_path = d.drv_path AND a.output_name = d.output_name THEN a.submitted_at END AS claimed_at \
+    FROM derivation_outputs d LEFT JOIN attestations a \
+    ON a.hash_part = substr(d.output_path, 12, 32) AND a.output_path = d.output_path \
+    WHERE d.drv_path = $1";
 
 /// Statements whose text differs between SQLite (and D1) and PostgreSQL: lists
 /// travel as one JSON parameter, so the text never changes with their length
@@ -126,7 +125,7 @@ pub struct Dialect {
     /// existing ones are duplicates and change nothing, and so are rows of a builder
     /// deleted since its token was checked.
     pub insert_attestations: &'static str,
-    /// `$1`: a JSON array of `[drv_path, output_name, output_path, builder, claimed_at]`.
+    /// `$1`: a JSON array of `[drv_path, output_name, output_path]`.
     pub insert_derivation_outputs: &'static str,
     /// How a transaction that writes begins (SQLite must take the write lock at once).
     pub begin_write: &'static str,
@@ -146,11 +145,9 @@ pub const SQLITE: Dialect = Dialect {
         FROM json_each($1) WHERE EXISTS (SELECT 1 FROM builders b WHERE b.name = value ->> 1 AND b.deleted_at IS NULL) \
         ON CONFLICT (hash_part, output_path, builder, nar_hash) DO NOTHING \
         RETURNING output_path, builder, nar_hash",
-    insert_derivation_outputs:
-        "INSERT INTO derivation_outputs (drv_path, output_name, output_path, builder, claimed_at) \
-        SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each($1) \
-        WHERE EXISTS (SELECT 1 FROM builders b WHERE b.name = value ->> 3 AND b.deleted_at IS NULL) \
-        ON CONFLICT (drv_path, output_name, output_path, builder) DO NOTHING",
+    insert_derivation_outputs: "INSERT INTO derivation_outputs (drv_path, output_name, output_path) \
+        SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each($1) WHERE true \
+        ON CONFLICT (drv_path, output_name, output_path) DO NOTHING",
     // A deferred transaction that read first cannot upgrade while another
     // connection writes: it fails at once with SQLITE_BUSY instead of waiting.
     begin_write: "BEGIN IMMEDIATE",
@@ -168,11 +165,9 @@ pub const POSTGRES: Dialect = Dialect {
         WHERE EXISTS (SELECT 1 FROM builders b WHERE b.name = v ->> 1 AND b.deleted_at IS NULL) \
         ON CONFLICT (hash_part, output_path, builder, nar_hash) DO NOTHING \
         RETURNING output_path, builder, nar_hash",
-    insert_derivation_outputs:
-        "INSERT INTO derivation_outputs (drv_path, output_name, output_path, builder, claimed_at) \
-        SELECT v ->> 0, v ->> 1, v ->> 2, v ->> 3, (v ->> 4)::bigint FROM json_array_elements($1::json) AS v \
-        WHERE EXISTS (SELECT 1 FROM builders b WHERE b.name = v ->> 3 AND b.deleted_at IS NULL) \
-        ON CONFLICT (drv_path, output_name, output_path, builder) DO NOTHING",
+    insert_derivation_outputs: "INSERT INTO derivation_outputs (drv_path, output_name, output_path) \
+        SELECT v ->> 0, v ->> 1, v ->> 2 FROM json_array_elements($1::json) AS v \
+        ON CONFLICT (drv_path, output_name, output_path) DO NOTHING",
     begin_write: "BEGIN",
 };
 

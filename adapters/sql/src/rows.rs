@@ -5,7 +5,9 @@
 
 use nhc_handlers::core::fingerprint::References;
 use nhc_handlers::core::{BuilderName, DrvPath, NarHash, OutputName, PublicKey, Signature, StorePath};
-use nhc_handlers::storage::{AttestationRecord, BuilderRecord, DerivationVote, StoreResult, TokenRecord, Vote};
+use nhc_handlers::storage::{
+    AttestationRecord, BuilderRecord, DerivationVote, DerivationVoteOf, StoreResult, TokenRecord, Vote,
+};
 use nhc_handlers::StoreError;
 use serde::Deserialize;
 
@@ -131,23 +133,24 @@ impl KeyRow {
 pub struct DerivationVoteRow {
     pub output_name: String,
     pub output_path: String,
-    pub claims: i64,
-    pub first_claimed_at: i64,
     pub builder: Option<String>,
     pub nar_hash: Option<String>,
+    pub claimed_at: Option<i64>,
 }
 
 impl DerivationVoteRow {
     pub fn parse(self) -> StoreResult<DerivationVote> {
         let vote = match (self.builder, self.nar_hash) {
-            (Some(b), Some(h)) => Some((parse(&b, BuilderName::parse)?, parse(&h, NarHash::parse)?)),
+            (Some(b), Some(h)) => Some(DerivationVoteOf {
+                builder: parse(&b, BuilderName::parse)?,
+                nar_hash: parse(&h, NarHash::parse)?,
+                claimed_at: self.claimed_at,
+            }),
             _ => None,
         };
         Ok(DerivationVote {
             output_name: parse(&self.output_name, OutputName::parse)?,
             output_path: parse(&self.output_path, StorePath::parse)?,
-            claims: u64::try_from(self.claims).unwrap_or(0),
-            first_claimed_at: self.first_claimed_at,
             vote,
         })
     }

@@ -71,9 +71,8 @@ pub(crate) fn derivation_vote<R: Get>(r: &R) -> StoreResult<DerivationVoteRow> {
     Ok(DerivationVoteRow {
         output_name: r.text(0)?,
         output_path: r.text(1)?,
-        claims: r.int(2)?,
-        first_claimed_at: r.int(3)?,
-        builder: r.opt_text(4)?,
-        nar_hash: r.opt_text(5)?,
+        builder: r.opt_text(2)?,
+        nar_hash: r.opt_text(3)?,
+        claimed_at: r.opt_int(4)?,
     })
 }

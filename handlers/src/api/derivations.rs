@@ -26,33 +26,38 @@ pub async fn show(
 /// Groups votes by output name. An output name normally maps to one path; should
 /// builders name different paths for it (content-addressed derivations, or a
 /// builder that lies), the path named by the most builders is reported, then the
-/// one named first. Every attestation of that path counts, whoever named the
-/// derivation: a fixed-output path is the same path whatever built it.
+/// one named first, then the smaller. Every attestation of that path counts, whoever
+/// named the derivation: a fixed-output path is the same path whatever built it. But
+/// only attestations that named this derivation output count as naming it, so one
+/// builder pointing a derivation at a popular path cannot borrow that path's votes.
 fn group(rows: Vec<DerivationVote>) -> BTreeMap<OutputName, DerivationOutput> {
     type Votes = BTreeMap<NarHash, BTreeSet<BuilderName>>;
+    #[derive(Default)]
     struct Named {
-        claims: u64,
-        first_claimed_at: i64,
+        claimers: BTreeSet<BuilderName>,
+        first_claimed_at: Option<i64>,
         votes: Votes,
     }
     let mut by_output: BTreeMap<OutputName, BTreeMap<StorePath, Named>> = BTreeMap::new();
     for r in rows {
-        let named = by_output.entry(r.output_name).or_default().entry(r.output_path).or_insert_with(|| Named {
-            claims: r.claims,
-            first_claimed_at: r.first_claimed_at,
-            votes: Votes::new(),
-        });
-        if let Some((builder, hash)) = r.vote {
-            named.votes.entry(hash).or_default().insert(builder);
+        let named = by_output.entry(r.output_name).or_default().entry(r.output_path).or_default();
+        if let Some(v) = r.vote {
+            if let Some(at) = v.claimed_at {
+                named.claimers.insert(v.builder.clone());
+                named.first_claimed_at = Some(named.first_claimed_at.map_or(at, |f| f.min(at)));
+            }
+            named.votes.entry(v.nar_hash).or_default().insert(v.builder);
         }
     }
     by_output
         .into_iter()
         .filter_map(|(name, paths)| {
-            // Most claims; then the earliest claim; then the smaller path (`min_by`
-            // keeps the first of equals, and the map iterates paths in order).
+            // Most claimers; then the earliest claim (a path nobody claimed last);
+            // then the smaller path (`min_by` keeps the first of equals, and the map
+            // iterates paths in order).
             let (path, named) = paths.into_iter().min_by(|a, b| {
-                b.1.claims.cmp(&a.1.claims).then_with(|| a.1.first_claimed_at.cmp(&b.1.first_claimed_at))
+                let first = |n: &Named| n.first_claimed_at.unwrap_or(i64::MAX);
+                b.1.claimers.len().cmp(&a.1.claimers.len()).then_with(|| first(&a.1).cmp(&first(&b.1)))
             })?;
             let votes = named.votes;
             let summary = StatusSummary::from_votes(votes.iter().flat_map(|(h, bs)| bs.iter().map(move |b| (b, h))));
@@ -69,20 +74,25 @@ fn group(rows: Vec<DerivationVote>) -> BTreeMap<OutputName, DerivationOutput> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::DerivationVoteOf;
     use nhc_core::ReproStatus;
 
+    /// An attestation by `v.0` of hash `v.1` that named this derivation output.
     fn vote(out: &str, path: &str, v: Option<(&str, u8)>) -> DerivationVote {
-        claimed(out, path, (1, 0), v)
+        row(out, path, v.map(|(b, h)| (b, h, Some(0))))
     }
 
-    /// A vote for a path that `claims.0` builders named, the first at `claims.1`.
-    fn claimed(out: &str, path: &str, claims: (u64, i64), v: Option<(&str, u8)>) -> DerivationVote {
+    /// An attestation of `path` by `v.0` with hash `v.1`, naming this derivation
+    /// output at `v.2` (or not, with None).
+    fn row(out: &str, path: &str, v: Option<(&str, u8, Option<i64>)>) -> DerivationVote {
         DerivationVote {
             output_name: OutputName::parse(out).unwrap(),
             output_path: StorePath::parse(&format!("/nix/store/{path}")).unwrap(),
-            claims: claims.0,
-            first_claimed_at: claims.1,
-            vote: v.map(|(b, h)| (BuilderName::parse(b).unwrap(), NarHash::from_bytes([h; 32]))),
+            vote: v.map(|(b, h, at)| DerivationVoteOf {
+                builder: BuilderName::parse(b).unwrap(),
+                nar_hash: NarHash::from_bytes([h; 32]),
+                claimed_at: at,
+            }),
         }
     }
 
@@ -107,15 +117,15 @@ mod tests {
 
     #[test]
     fn the_path_most_builders_named_wins_not_the_most_attested() {
-        // One builder names a popular path (three attesters) as the output; two
-        // builders name the real one.
+        // One builder names a popular path (attested by three, two of whom built it
+        // from other derivations) as the output; two builders name the real one.
         let (real, popular) = ("mjs27ix6ig2bkbi3s3sm470vrv4lf7ic-x", "s95kw5pf8cc8dh0giqsbdq679kffq196-x");
         let g = group(vec![
-            claimed("out", real, (2, 10), Some(("a", 1))),
-            claimed("out", real, (2, 10), Some(("b", 2))),
-            claimed("out", popular, (1, 5), Some(("m", 3))),
-            claimed("out", popular, (1, 5), Some(("x", 3))),
-            claimed("out", popular, (1, 5), Some(("y", 3))),
+            row("out", real, Some(("a", 1, Some(10)))),
+            row("out", real, Some(("b", 2, Some(11)))),
+            row("out", popular, Some(("m", 3, Some(5)))),
+            row("out", popular, Some(("x", 3, None))),
+            row("out", popular, Some(("y", 3, None))),
         ]);
         let out = &g[&OutputName::parse("out").unwrap()];
         assert_eq!(out.output_path.hash_part(), "mjs27ix6ig2bkbi3s3sm470vrv4lf7ic");
@@ -123,13 +133,23 @@ mod tests {
     }
 
     #[test]
+    fn a_fixed_output_path_counts_every_builder() {
+        // b built the same path from another derivation: it did not name this one,
+        // but its attestation of the path still counts.
+        let p = "mjs27ix6ig2bkbi3s3sm470vrv4lf7ic-src";
+        let g = group(vec![row("out", p, Some(("a", 1, Some(1)))), row("out", p, Some(("b", 1, None)))]);
+        assert_eq!(g[&OutputName::parse("out").unwrap()].status, ReproStatus::Reproduced);
+    }
+
+    #[test]
     fn equal_claims_go_to_the_path_named_first() {
         let (late, early) = ("0js27ix6ig2bkbi3s3sm470vrv4lf7ic-x", "s95kw5pf8cc8dh0giqsbdq679kffq196-x");
-        let g =
-            group(vec![claimed("out", late, (1, 9), Some(("a", 1))), claimed("out", early, (1, 3), Some(("b", 2)))]);
+        let g = group(vec![row("out", late, Some(("a", 1, Some(9)))), row("out", early, Some(("b", 2, Some(3))))]);
         assert_eq!(g[&OutputName::parse("out").unwrap()].output_path.hash_part(), "s95kw5pf8cc8dh0giqsbdq679kffq196");
-        let g =
-            group(vec![claimed("out", late, (1, 3), Some(("a", 1))), claimed("out", early, (1, 3), Some(("b", 2)))]);
+        let g = group(vec![row("out", late, Some(("a", 1, Some(3)))), row("out", early, Some(("b", 2, Some(3))))]);
         assert_eq!(g[&OutputName::parse("out").unwrap()].output_path.hash_part(), "0js27ix6ig2bkbi3s3sm470vrv4lf7ic");
+        // A path nobody named (its only claimer was purged) loses to one somebody named.
+        let g = group(vec![row("out", late, None), row("out", early, Some(("b", 2, Some(3))))]);
+        assert_eq!(g[&OutputName::parse("out").unwrap()].output_path.hash_part(), "s95kw5pf8cc8dh0giqsbdq679kffq196");
     }
 }
