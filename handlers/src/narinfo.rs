@@ -83,27 +83,28 @@ pub async fn of_builder(
 fn consensus(rows: &[AttestationRecord]) -> Option<(&AttestationRecord, Vec<String>)> {
     struct Candidate<'a> {
         first: &'a AttestationRecord,
+        /// The first row of each distinct builder.
+        signers: Vec<&'a AttestationRecord>,
         builders: HashSet<&'a BuilderName>,
-        sigs: Vec<String>,
     }
     let mut index: HashMap<(&StorePath, &NarHash, u64, &References), usize> = HashMap::new();
     let mut candidates: Vec<Candidate> = Vec::new();
     for r in rows {
         let key = (&r.output_path, &r.nar_hash, r.nar_size, &r.references);
         let i = *index.entry(key).or_insert_with(|| {
-            candidates.push(Candidate { first: r, builders: HashSet::new(), sigs: Vec::new() });
+            candidates.push(Candidate { first: r, signers: Vec::new(), builders: HashSet::new() });
             candidates.len() - 1
         });
         let c = &mut candidates[i];
         if c.builders.insert(&r.builder) {
-            c.sigs.push(r.signature.to_string());
+            c.signers.push(r);
         }
     }
     // Nix rejects a narinfo with `NarSize: 0`, so such claims come last (DESIGN.md
     // allows the size). Iterator::max_by_key keeps the last maximum: iterate in
     // reverse so that the earliest candidate wins a tie.
     let winner = candidates.into_iter().rev().max_by_key(|c| (c.first.nar_size > 0, c.builders.len()))?;
-    Some((winner.first, winner.sigs))
+    Some((winner.first, winner.signers.iter().map(|r| r.signature.to_string()).collect()))
 }
 
 fn narinfo_response(a: &AttestationRecord, sigs: Vec<String>) -> Response {
