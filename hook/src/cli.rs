@@ -16,7 +16,7 @@ use crate::drv;
 use crate::hook;
 use crate::http::{Client, Outcome};
 use crate::log;
-use crate::spool::{self, Spool};
+use crate::spool::{self, Claimed, Spool};
 use crate::store::{Store, StoreLocation};
 
 #[derive(Parser, Debug)]
@@ -449,6 +449,21 @@ struct Tally {
     left: u64,
 }
 
+/// Moves a claimed item to `rejected/` with `reason`, says why (`what`), and counts it
+/// (as left if it cannot be moved).
+fn reject(spool: &Spool, claimed: Claimed, reason: &serde_json::Value, item: &Path, what: &str, t: &mut Tally) {
+    match spool.reject(claimed, reason) {
+        Ok(dest) => {
+            log::error(&format!("{}: {what}; moved to {}", item.display(), dest.display()));
+            t.rejected += 1;
+        }
+        Err(e) => {
+            log::error(&format!("{}: {what}, and spool: {e}", item.display()));
+            t.left += 1;
+        }
+    }
+}
+
 /// Sends `items` in order. A problem with one item's file is reported and counts as
 /// left; the others are still sent.
 fn send_items(spool: &Spool, items: &[PathBuf], client: &Client, token: &Token) -> Tally {
@@ -469,20 +484,7 @@ fn send_items(spool: &Spool, items: &[PathBuf], client: &Client, token: &Token) 
         };
         if let Err(e) = serde_json::from_slice::<SubmitRequest>(&claimed.body) {
             let reason = serde_json::json!({"rejected_at": attest::now_rfc3339(), "invalid_item": e.to_string()});
-            match spool.reject(claimed, &reason) {
-                Ok(dest) => {
-                    log::error(&format!(
-                        "{}: not a valid attestation request ({e}); moved to {}",
-                        item.display(),
-                        dest.display()
-                    ));
-                    t.rejected += 1;
-                }
-                Err(re) => {
-                    log::error(&format!("{}: not a valid attestation request ({e}), and spool: {re}", item.display()));
-                    t.left += 1;
-                }
-            }
+            reject(spool, claimed, &reason, item, &format!("not a valid attestation request ({e})"), &mut t);
             continue;
         }
         match client.submit(token, &claimed.body) {
@@ -508,20 +510,7 @@ fn send_items(spool: &Spool, items: &[PathBuf], client: &Client, token: &Token) 
                     "error": error,
                     "response": if error.is_some() { serde_json::Value::Null } else { body.into() },
                 });
-                match spool.reject(claimed, &reason) {
-                    Ok(dest) => {
-                        log::error(&format!(
-                            "{}: REJECTED by the server ({msg}); moved to {}",
-                            item.display(),
-                            dest.display()
-                        ));
-                        t.rejected += 1;
-                    }
-                    Err(e) => {
-                        log::error(&format!("{}: REJECTED by the server ({msg}), and spool: {e}", item.display()));
-                        t.left += 1;
-                    }
-                }
+                reject(spool, claimed, &reason, item, &format!("REJECTED by the server ({msg})"), &mut t);
             }
             Outcome::Retry { reason, status, misconfigured } => {
                 t.left += 1;
