@@ -29,6 +29,17 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// No requests yet; latencies from 1 µs to 60 s at 3 significant digits.
+    fn empty() -> Stats {
+        Stats {
+            requests: 0,
+            failures: 0,
+            first_failure: None,
+            elapsed: Duration::ZERO,
+            latency_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram"),
+        }
+    }
+
     pub fn per_second(&self, n: u64) -> f64 {
         n as f64 / self.elapsed.as_secs_f64()
     }
@@ -84,13 +95,7 @@ where
             let (addr, next, seen, counter) = (addr.to_owned(), next.clone(), seen.clone(), counter.clone());
             tasks.push(tokio::spawn(async move { connection(addr, next, seen, counter, deadline).await }));
         }
-        let mut stats = Stats {
-            requests: 0,
-            failures: 0,
-            first_failure: None,
-            elapsed: Duration::ZERO,
-            latency_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram"),
-        };
+        let mut stats = Stats::empty();
         for t in tasks {
             let s = t.await.expect("connection task");
             stats.requests += s.requests;
@@ -114,13 +119,7 @@ where
     F: Fn(u64) -> Option<Job>,
     G: Fn(&[u8]),
 {
-    let mut stats = Stats {
-        requests: 0,
-        failures: 0,
-        first_failure: None,
-        elapsed: Duration::ZERO,
-        latency_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram"),
-    };
+    let mut stats = Stats::empty();
     let stream = tokio::net::TcpStream::connect(&addr).await.expect("connect to the server");
     let _ = stream.set_nodelay(true);
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
