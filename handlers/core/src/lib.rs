@@ -9,6 +9,7 @@ pub mod fingerprint;
 pub mod keys;
 pub mod names;
 pub mod nar_hash;
+pub mod narinfo;
 pub mod nix32;
 pub mod status;
 pub mod store_path;
@@ -19,6 +20,7 @@ pub use fingerprint::fingerprint;
 pub use keys::{verify_all, KeyName, PublicKey, SecretKey, Signature};
 pub use names::{BuilderName, OutputName};
 pub use nar_hash::NarHash;
+pub use narinfo::{NarInfo, NarInfoError};
 pub use status::{ReproStatus, StatusSummary};
 pub use store_path::{DrvPath, StorePath, STORE_DIR};
 
