@@ -376,7 +376,7 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{html, json, redirect, serve};
+    use crate::testutil::{closed_port, html, json, redirect, serve};
     use std::net::TcpListener;
     use std::time::Instant;
 
@@ -519,9 +519,7 @@ mod tests {
 
     #[test]
     fn messages_never_show_the_password_of_the_url() {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        drop(l);
+        let addr = closed_port();
         let c = Client::new(&format!("http://alice:s3cret@{addr}/"), Duration::from_secs(1), Duration::from_secs(2));
         assert_eq!(c.base(), format!("http://{addr}"));
         match c.submit(&token(), ONE) {
@@ -538,10 +536,7 @@ mod tests {
 
     #[test]
     fn refused_and_silent_servers_are_retried_quickly() {
-        // A port nobody listens on.
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        drop(l);
+        let addr = closed_port();
         let c = Client::new(&format!("http://{addr}"), Duration::from_secs(1), Duration::from_secs(2));
         let t0 = Instant::now();
         assert!(matches!(c.submit(&token(), ONE), Outcome::Retry(ApiError::Unreachable { .. })));
@@ -666,10 +661,7 @@ mod tests {
             "-out",
             &d("srv.pem"),
         ]);
-        let port = {
-            let l = TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
+        let port = closed_port().port();
         let mut server = Command::new("openssl")
             .args([
                 "s_server",

@@ -241,7 +241,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::attest::{facts, key};
     use crate::config;
-    use crate::testutil::{html, json, redirect, serve};
+    use crate::testutil::{closed_port, html, json, redirect, serve};
     use std::collections::BTreeMap;
 
     /// A configuration sending to `server` and spooling to `spool`.
@@ -305,9 +305,7 @@ pub(crate) mod tests {
             d => panic!("{d:?}"),
         }
         // A server that refuses connections: spooled, a warning only.
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        drop(l);
+        let addr = closed_port();
         match deliver(&config(&format!("http://{addr}"), dir.path()), b"{}", false) {
             Delivery::Spooled { why: why @ NotSent::Server(ApiError::Unreachable { .. }), .. } => {
                 assert!(!why.is_loud())

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Counts the instructions one nhc-hook run executes (valgrind --tool=callgrind), a
+# figure that, unlike wall time, does not move with the load of a shared machine.
+# Compares builds: each argument is a directory holding nhc-hook (default: this
+# checkout's release build).
+#
+#   hook/bench/instructions.sh [BIN_DIR...]
+#
+# Scenarios, each for a small output of a fresh derivation in a private store (tmpfs):
+#   spooled    the server refuses connections: the request goes to the spool
+#   sent       nhc-server (release, SQLite) on localhost stores it (first submission)
+#   duplicate  the same request again: the server answers "duplicate"
+#
+# Needs valgrind, nix (2.8), python3, curl, cargo. Prints a Markdown table.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+log() { printf '==> instructions: %s\n' "$*" >&2; }
+for tool in valgrind nix-store nix-instantiate python3 curl cargo; do
+  command -v "$tool" >/dev/null || { echo "instructions: $tool is not installed" >&2; exit 1; }
+done
+target_dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+if [ $# = 0 ]; then
+  log "release build of nhc-hook and nhc-server"
+  cargo build --quiet --release --locked -p nhc-hook -p nhc-server --manifest-path "$root/Cargo.toml"
+  set -- "$target_dir/release"
+fi
+server_bin=$target_dir/release/nhc-server
+[ -x "$server_bin" ] || cargo build --quiet --release --locked -p nhc-server --manifest-path "$root/Cargo.toml"
+
+W=$(mktemp -d /dev/shm/nhc-instr.XXXXXX)
+server_pid=
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  chmod -R u+w "$W" 2>/dev/null || true
+  rm -rf "$W"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+export NIX_USER_CONF_FILES=/dev/null NIX_CONF_DIR=$W/conf XDG_CACHE_HOME=$W/cache
+mkdir -p "$W/conf" "$W/cache" "$W/store"
+: >"$W/conf/nix.conf"
+export NIX_CONFIG="experimental-features = nix-command
+build-users-group =
+store = $W/store
+sandbox = true
+sandbox-fallback = false
+sandbox-paths = /bin /usr /lib /lib64
+substituters ="
+cat >"$W/drv.nix" <<'NIX'
+{ nonce }: derivation { name = "bench"; system = builtins.currentSystem; builder = "/bin/sh"; inherit nonce; args = ["-c" "echo hi > $out"]; }
+NIX
+fresh_drv() {
+  local d
+  d=$(nix-instantiate --argstr nonce "$(python3 -c 'import secrets; print(secrets.token_hex(8))')" "$W/drv.nix" 2>/dev/null)
+  nix-store --realise "$d" >/dev/null 2>&1
+  echo "$d"
+}
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+first=$1
+"$first/nhc" keygen instr-1 --secret-file "$W/key.sec" --public-file "$W/key.pub"
+export HASH_COLLECTION_SERVER=http://127.0.0.1:$port HASH_COLLECTION_TOKEN_FILE=$W/token \
+  HASH_COLLECTION_SECRET_KEY_FILE=$W/key.sec HASH_COLLECTION_SPOOL=$W/spool HASH_COLLECTION_CONFIG=/dev/null OUT_PATHS=
+spooled() { find "$W/spool" -maxdepth 1 -name '*.json' 2>/dev/null | wc -l; }
+# instructions BIN: the instructions of one run of BIN/nhc-hook (DRV_PATH from the environment)
+instructions() {
+  valgrind --tool=callgrind --callgrind-out-file=/dev/null "$1/nhc-hook" 2>&1 >/dev/null |
+    awk '/Collected :/ {print $NF}'
+}
+start_server() {
+  "$server_bin" --database "sqlite://$W/server.db" serve --listen "127.0.0.1:$port" >"$W/server.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "instructions: nhc-server did not start" >&2
+  exit 1
+}
+
+echo "| nhc-hook build | spooled (server down) | sent (new attestation) | duplicate |"
+echo "|---|---|---|---|"
+for bin in "$@"; do
+  log "$bin/nhc-hook"
+  rm -rf "$W/spool" "$W/server.db"*
+  DRV_PATH=$(fresh_drv) && export DRV_PATH
+  down=$(instructions "$bin")
+  [ "$(spooled)" = 1 ] || { echo "instructions: $bin/nhc-hook did not spool" >&2; exit 1; }
+  start_server
+  "$server_bin" --database "sqlite://$W/server.db" user add instr --public-key "$(cat "$W/key.pub")" >"$W/token" 2>/dev/null
+  DRV_PATH=$(fresh_drv) && export DRV_PATH
+  sent=$(instructions "$bin")
+  dup=$(instructions "$bin")
+  [ "$(spooled)" = 1 ] || { echo "instructions: $bin/nhc-hook spooled with the server up" >&2; exit 1; }
+  kill "$server_pid"
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=
+  printf '| `%s` | %s | %s | %s |\n' "$bin/nhc-hook" "$down" "$sent" "$dup"
+done
