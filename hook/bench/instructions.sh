@@ -39,25 +39,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-export NIX_USER_CONF_FILES=/dev/null NIX_CONF_DIR=$W/conf XDG_CACHE_HOME=$W/cache
-mkdir -p "$W/conf" "$W/cache" "$W/store"
-: >"$W/conf/nix.conf"
-export NIX_CONFIG="experimental-features = nix-command
-build-users-group =
-store = $W/store
-sandbox = true
-sandbox-fallback = false
-sandbox-paths = /bin /usr /lib /lib64
-substituters ="
-cat >"$W/drv.nix" <<'NIX'
-{ nonce }: derivation { name = "bench"; system = builtins.currentSystem; builder = "/bin/sh"; inherit nonce; args = ["-c" "echo hi > $out"]; }
-NIX
-fresh_drv() {
-  local d
-  d=$(nix-instantiate --argstr nonce "$(python3 -c 'import secrets; print(secrets.token_hex(8))')" "$W/drv.nix" 2>/dev/null)
-  nix-store --realise "$d" >/dev/null 2>&1
-  echo "$d"
-}
+# shellcheck source=hook/bench/private-store.sh
+. "$root/hook/bench/private-store.sh"
+private_store "$W"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 first=$1
 "$first/nhc" keygen instr-1 --secret-file "$W/key.sec" --public-file "$W/key.pub"
@@ -82,12 +66,12 @@ echo "|---|---|---|---|"
 for bin in "$@"; do
   log "$bin/nhc-hook"
   rm -rf "$W/spool" "$W/server.db"*
-  DRV_PATH=$(fresh_drv) && export DRV_PATH
+  DRV_PATH=$(fresh_drv "$W") && export DRV_PATH
   down=$(instructions "$bin")
   [ "$(spooled)" = 1 ] || { echo "instructions: $bin/nhc-hook did not spool" >&2; exit 1; }
   start_server
   "$server_bin" --database "sqlite://$W/server.db" user add instr --public-key "$(cat "$W/key.pub")" >"$W/token" 2>/dev/null
-  DRV_PATH=$(fresh_drv) && export DRV_PATH
+  DRV_PATH=$(fresh_drv "$W") && export DRV_PATH
   sent=$(instructions "$bin")
   dup=$(instructions "$bin")
   [ "$(spooled)" = 1 ] || { echo "instructions: $bin/nhc-hook spooled with the server up" >&2; exit 1; }
