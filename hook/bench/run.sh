@@ -168,7 +168,12 @@ hyperfine --style basic -N --warmup 2 --runs "$hook_runs" --export-json "$W/hook
 # A server that accepts connections (kernel backlog) but never answers.
 python3 -c 'import socket,sys,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(64); time.sleep(120)' "$port" &
 silent=$!
-sleep 0.3
+# Under load python can take long to start: wait until it listens, or the hook would
+# measure a refused connection instead.
+for _ in $(seq 100); do
+  python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$port" 2>/dev/null && break
+  sleep 0.1
+done
 hyperfine --style basic -N --runs 3 --export-json "$W/hook-silent.json" "$bin/nhc-hook" >&2
 kill "$silent"
 wait "$silent" 2>/dev/null || true
