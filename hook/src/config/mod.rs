@@ -1,10 +1,13 @@
 //! Configuration: environment variables, then a config file, then defaults.
 //!
-//! [`SETTINGS`] is the one table of settings: the environment names (the contract,
-//! DESIGN.md), the config file's keys, defaults and meanings. `--help` is made from it,
-//! a test holds the README's table to it, and every `HASH_COLLECTION_*` variable is
-//! read here and nowhere else. A new setting is a new row, a field of [`FileSettings`]
-//! when the config file may hold it, and a field of [`Config`].
+//! - `settings.rs`: [`SETTINGS`], the one table of settings (environment names, file
+//!   keys, defaults, meanings), from which `--help` is made;
+//! - `file.rs`: the config file, TOML read into a serde struct;
+//! - here: [`Config`], resolved from both, and the errors and warnings.
+//!
+//! Every `HASH_COLLECTION_*` variable is read in this module and nowhere else. A new
+//! setting is a row of [`SETTINGS`], a field of `FileSettings` when the config file
+//! may hold it, and a field of [`Config`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,209 +16,18 @@ use std::time::Duration;
 
 use nhc_core::{ParseError, SecretKey};
 use nhc_nix::StoreLocation;
-use serde::Deserialize;
 
-/// One setting: how it is named in the environment and in the config file, its
-/// default and its meaning (one line of Markdown: `code` is shown plain in `--help`).
-pub struct Setting {
-    pub env: &'static str,
-    /// The config file's key; `None` for settings read from the environment only.
-    pub key: Option<&'static str>,
-    pub kind: Kind,
-    pub default: &'static str,
-    pub meaning: &'static str,
-}
+mod file;
+mod settings;
 
-/// How a setting's value is read.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Text,
-    /// `1`/`0`, `true`/`false`, `yes`/`no`, `on`/`off` (in the file also TOML booleans).
-    Flag,
-    /// A number of seconds in (0, 3600].
-    Seconds,
-}
-
-pub const SERVER: Setting = Setting {
-    env: "HASH_COLLECTION_SERVER",
-    key: Some("server"),
-    kind: Kind::Text,
-    default: "none",
-    meaning: "base URL of the server (`http://` or `https://` with a host, without `/v1`, no query or fragment; \
-              anything else is reported as `MISCONFIGURED` and attestations are spooled)",
-};
-pub const TOKEN: Setting = Setting {
-    env: "HASH_COLLECTION_TOKEN",
-    key: Some("token"),
-    kind: Kind::Text,
-    default: "none",
-    meaning: "the builder's token, as `nhc-server user add` printed it",
-};
-pub const TOKEN_FILE: Setting = Setting {
-    env: "HASH_COLLECTION_TOKEN_FILE",
-    key: Some("token_file"),
-    kind: Kind::Text,
-    default: "none",
-    meaning: "a file holding the token (whitespace around it is ignored)",
-};
-pub const SECRET_KEY: Setting = Setting {
-    env: "HASH_COLLECTION_SECRET_KEY",
-    key: Some("secret_key"),
-    kind: Kind::Text,
-    default: "none",
-    meaning: "the builder's Nix signing key `name:base64` (`nhc keygen`, `nix key generate-secret`)",
-};
-pub const SECRET_KEY_FILE: Setting = Setting {
-    env: "HASH_COLLECTION_SECRET_KEY_FILE",
-    key: Some("secret_key_file"),
-    kind: Kind::Text,
-    default: "none",
-    meaning: "a file holding the signing key",
-};
-pub const SPOOL: Setting = Setting {
-    env: "HASH_COLLECTION_SPOOL",
-    key: Some("spool"),
-    kind: Kind::Text,
-    default: "`/var/lib/hash-collection/spool` for root, else `$XDG_STATE_HOME/hash-collection/spool` \
-              (`~/.local/state/…`)",
-    meaning: "spool directory, created with mode 0700",
-};
-pub const ASYNC: Setting = Setting {
-    env: "HASH_COLLECTION_ASYNC",
-    key: Some("async"),
-    kind: Kind::Flag,
-    default: "off",
-    meaning: "the hook never touches the network: it only spools; `nhc flush` sends",
-};
-pub const VERIFY: Setting = Setting {
-    env: "HASH_COLLECTION_VERIFY",
-    key: Some("verify"),
-    kind: Kind::Flag,
-    default: "off",
-    meaning: "the hook re-hashes each output from disk and compares it with Nix's record",
-};
-pub const CONNECT_TIMEOUT: Setting = Setting {
-    env: "HASH_COLLECTION_CONNECT_TIMEOUT",
-    key: Some("connect_timeout"),
-    kind: Kind::Seconds,
-    default: "1.5",
-    meaning: "seconds to wait for a TCP (and TLS) connection",
-};
-pub const TIMEOUT: Setting = Setting {
-    env: "HASH_COLLECTION_TIMEOUT",
-    key: Some("timeout"),
-    kind: Kind::Seconds,
-    default: "3",
-    meaning: "seconds for a whole request",
-};
-pub const VERBOSE: Setting = Setting {
-    env: "HASH_COLLECTION_VERBOSE",
-    key: Some("verbose"),
-    kind: Kind::Flag,
-    default: "off",
-    meaning: "also report successes on stderr",
-};
-pub const CONFIG: Setting = Setting {
-    env: "HASH_COLLECTION_CONFIG",
-    key: None,
-    kind: Kind::Text,
-    default: "see below",
-    meaning: "the config file to read",
-};
-pub const NIX_DB: Setting = Setting {
-    env: "HASH_COLLECTION_NIX_DB",
-    key: None,
-    kind: Kind::Text,
-    default: "`<state>/db/db.sqlite`",
-    meaning: "Nix's database, for unusual layouts",
-};
-pub const DIFF_REPORT_ONLY: Setting = Setting {
-    env: "HASH_COLLECTION_DIFF_REPORT_ONLY",
-    key: None,
-    kind: Kind::Flag,
-    default: "off",
-    meaning: "the diff-hook only prints the stored and the rebuilt hash and attests nothing (the NixOS module \
-              sets it: under `nix-daemon` the diff-hook runs as a build user that cannot read the key)",
-};
-
-/// Every setting, in the order `--help` and the README list them.
-pub const SETTINGS: &[&Setting] = &[
-    &SERVER,
-    &TOKEN,
-    &TOKEN_FILE,
-    &SECRET_KEY,
-    &SECRET_KEY_FILE,
-    &SPOOL,
-    &ASYNC,
-    &VERIFY,
-    &CONNECT_TIMEOUT,
-    &TIMEOUT,
-    &VERBOSE,
-    &CONFIG,
-    &NIX_DB,
-    &DIFF_REPORT_ONLY,
-];
+use file::{parse_file, toml_message, FileSettings};
+pub use settings::*;
 
 pub const SYSTEM_CONFIG: &str = "/etc/hash-collection/config.toml";
 pub const ROOT_SPOOL: &str = "/var/lib/hash-collection/spool";
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(1500);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// What `--help` says after the table of settings.
-const HELP_TAIL: &str = "\
-The config file is $HASH_COLLECTION_CONFIG if set, else the first that exists of
-$XDG_CONFIG_HOME/hash-collection/config.toml (~/.config/...) and /etc/hash-collection/config.toml.
-It takes `key = value` lines in TOML syntax (bare words are read as strings) with the keys in
-brackets above. The Nix store is found as Nix finds it: the `store` setting from NIX_CONFIG, then
-$NIX_CONF_DIR/nix.conf (default /etc/nix/nix.conf), then NIX_REMOTE; `store = /root/dir` or
-`local?root=/root/dir` is a chroot store whose files live under /root/dir/nix/store. When Nix's
-database cannot be read, NAR hashes are computed from the files and references come from
-`nix-store --query`.";
-
-/// The text `--help` shows about configuration, shared by every command: made from
-/// [`SETTINGS`].
-pub fn help() -> String {
-    const WIDTH: usize = 100;
-    const INDENT: usize = 35;
-    let mut out =
-        String::from("CONFIGURATION (environment variables win over the config file; the file's keys in brackets):\n");
-    for s in SETTINGS {
-        let mut head = format!("  {}{}", s.env, if s.kind == Kind::Flag { "=1" } else { "" });
-        if let Some(k) = s.key {
-            head.push_str(&format!(" [{k}]"));
-        }
-        let mut text = s.meaning.replace('`', "");
-        if !matches!(s.default, "none" | "off" | "see below") {
-            text.push_str(&format!(" (default: {})", s.default.replace('`', "")));
-        }
-        let mut line = if head.len() + 1 < INDENT {
-            format!("{head:<INDENT$}")
-        } else {
-            out.push_str(&head);
-            out.push('\n');
-            " ".repeat(INDENT)
-        };
-        let mut empty = true;
-        for word in text.split(' ') {
-            if !empty && line.len() + 1 + word.len() > WIDTH {
-                out.push_str(line.trim_end());
-                out.push('\n');
-                line = " ".repeat(INDENT);
-                empty = true;
-            }
-            if !empty {
-                line.push(' ');
-            }
-            line.push_str(word);
-            empty = false;
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out.push_str(HELP_TAIL);
-    out
-}
 
 /// A value that must never be printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -364,130 +176,6 @@ impl fmt::Debug for ValueOrFile {
             ValueOrFile::File(p, src) => f.debug_tuple("File").field(p).field(src).finish(),
         }
     }
-}
-
-/// A value in the config file: TOML's strings, booleans and numbers are all read as
-/// the text the environment would hold, so both go through the same checks.
-#[derive(Debug, Deserialize)]
-#[cfg_attr(test, derive(serde::Serialize))]
-#[serde(untagged)]
-enum Scalar {
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Text(String),
-}
-
-impl Scalar {
-    fn into_text(self) -> String {
-        match self {
-            Scalar::Bool(b) => b.to_string(),
-            Scalar::Int(i) => i.to_string(),
-            Scalar::Float(f) => f.to_string(),
-            Scalar::Text(s) => s,
-        }
-    }
-}
-
-/// The config file: one field per key of [`SETTINGS`] (a test checks both ways).
-#[derive(Debug, Deserialize, Default)]
-#[cfg_attr(test, derive(serde::Serialize))]
-struct FileSettings {
-    server: Option<Scalar>,
-    token: Option<Scalar>,
-    token_file: Option<Scalar>,
-    secret_key: Option<Scalar>,
-    secret_key_file: Option<Scalar>,
-    spool: Option<Scalar>,
-    #[serde(rename = "async")]
-    async_mode: Option<Scalar>,
-    verify: Option<Scalar>,
-    verbose: Option<Scalar>,
-    connect_timeout: Option<Scalar>,
-    timeout: Option<Scalar>,
-}
-
-impl FileSettings {
-    /// The value of `key` as text; `None` when absent or empty.
-    fn take(&mut self, key: &str) -> Option<String> {
-        let slot = match key {
-            "server" => &mut self.server,
-            "token" => &mut self.token,
-            "token_file" => &mut self.token_file,
-            "secret_key" => &mut self.secret_key,
-            "secret_key_file" => &mut self.secret_key_file,
-            "spool" => &mut self.spool,
-            "async" => &mut self.async_mode,
-            "verify" => &mut self.verify,
-            "verbose" => &mut self.verbose,
-            "connect_timeout" => &mut self.connect_timeout,
-            "timeout" => &mut self.timeout,
-            _ => return None,
-        };
-        slot.take().map(Scalar::into_text).filter(|v| !v.is_empty())
-    }
-}
-
-/// `line N: message` for a TOML error in `text`.
-fn toml_message(text: &str, e: &toml::de::Error) -> String {
-    let message = e.message().trim_end().replace('\n', "; ");
-    match e.span() {
-        Some(span) => format!("line {}: {message}", text[..span.start.min(text.len())].lines().count().max(1)),
-        None => message,
-    }
-}
-
-/// `s` as a TOML basic string.
-fn toml_string(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// The config file as TOML, with the bare words it has always accepted
-/// (`spool = /var/spool`) read as strings: a value that is not TOML and not quoted
-/// becomes the string up to a ` #` comment. Used only when the text is not TOML.
-fn quote_bare_words(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 16);
-    for line in text.lines() {
-        let t = line.trim();
-        let rewritten = t.split_once('=').filter(|_| !t.starts_with('#') && !t.starts_with('[')).and_then(|(k, v)| {
-            let v = v.trim();
-            let is_toml =
-                v.starts_with(['"', '\'', '[', '{']) || toml::from_str::<toml::Table>(&format!("v = {v}")).is_ok();
-            (!is_toml).then(|| {
-                let bare = v.split(" #").next().unwrap_or(v).trim();
-                format!("{} = {}", k.trim(), toml_string(bare))
-            })
-        });
-        out.push_str(rewritten.as_deref().unwrap_or(line));
-        out.push('\n');
-    }
-    out
-}
-
-/// Parses the config file: TOML, keys case-insensitive with `-` read as `_`, bare
-/// words read as strings. Unknown keys are returned, not refused.
-fn parse_file(text: &str) -> Result<(FileSettings, Vec<String>), toml::de::Error> {
-    let table = match toml::from_str::<toml::Table>(text) {
-        Ok(t) => t,
-        // The error of the text as written, not of the rewritten one.
-        Err(e) => toml::from_str::<toml::Table>(&quote_bare_words(text)).map_err(|_| e)?,
-    };
-    let table: toml::Table = table.into_iter().map(|(k, v)| (k.to_ascii_lowercase().replace('-', "_"), v)).collect();
-    let mut unknown = Vec::new();
-    let settings = serde_ignored::deserialize(toml::Value::Table(table), |path| unknown.push(path.to_string()))?;
-    Ok((settings, unknown))
 }
 
 /// The environment, as a function so tests can supply their own.
@@ -768,33 +456,6 @@ mod tests {
     }
 
     #[test]
-    fn file_syntax() {
-        let (mut f, unknown) = parse_file(
-            "# comment\nserver = \"https://x.example/\"\ntoken-file = '/run/keys/t' # trailing\nAsync = true\n\ntimeout = 2.5\nspool = /var/spool # c\nverify = yes\nconnect_timeout = 1\nbogus = 1\n",
-        )
-        .unwrap();
-        assert_eq!(unknown, ["bogus"]);
-        assert_eq!(f.take("server").unwrap(), "https://x.example/");
-        assert_eq!(f.take("token_file").unwrap(), "/run/keys/t");
-        assert_eq!(f.take("async").unwrap(), "true");
-        assert_eq!(f.take("timeout").unwrap(), "2.5");
-        assert_eq!(f.take("spool").unwrap(), "/var/spool");
-        assert_eq!(f.take("verify").unwrap(), "yes");
-        assert_eq!(f.take("connect_timeout").unwrap(), "1");
-        // Plain TOML is read as TOML, also where a bare word would differ.
-        let (mut f, _) = parse_file("spool = \"/a b # c\"\n").unwrap();
-        assert_eq!(f.take("spool").unwrap(), "/a b # c");
-        let message =
-            |text: &str| toml_message(text, &parse_file(text).err().unwrap_or_else(|| panic!("{text} parsed")));
-        for bad in ["server", "server = \"x", "server = \"x\" y", "a b = c"] {
-            let e = message(bad);
-            assert!(e.starts_with("line 1: ") && !e.contains('\n'), "{bad}: {e}");
-        }
-        assert!(parse_file("server = [1, 2]").is_err());
-        assert!(message("server = \"a\"\n\nserver = [").starts_with("line 3: "));
-    }
-
-    #[test]
     fn env_wins_over_file() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("c.toml");
@@ -832,10 +493,7 @@ mod tests {
 
     #[test]
     fn defaults_and_errors() {
-        let dir = tempfile::tempdir().unwrap();
-        let empty = dir.path().join("empty.toml");
-        std::fs::write(&empty, "").unwrap();
-        let empty = empty.to_str().unwrap();
+        let empty = "/dev/null";
         let c = Config::load_from(&env(&[("HOME", "/home/u"), (CONFIG.env, empty)]), false).unwrap();
         assert_eq!(c.spool, PathBuf::from("/home/u/.local/state/hash-collection/spool"));
         assert_eq!(c.timeout, DEFAULT_TIMEOUT);
@@ -889,10 +547,7 @@ mod tests {
 
     #[test]
     fn an_invalid_server_url_is_a_misconfiguration() {
-        let dir = tempfile::tempdir().unwrap();
-        let empty = dir.path().join("empty.toml");
-        std::fs::write(&empty, "").unwrap();
-        let empty = empty.to_str().unwrap();
+        let empty = "/dev/null";
         for bad in ["foo", "hc.example.org", "ftp://hc.example.org", "http://", "https://x.example/?a=1", "http://x/#f"]
         {
             let c = Config::load_from(&env(&[(CONFIG.env, empty), (SERVER.env, bad)]), false).unwrap();
@@ -944,82 +599,5 @@ mod tests {
         assert_eq!(redact_url("http://h/a@b"), "http://h/a@b");
         assert_eq!(redact_url("foo"), "foo");
         assert_eq!(redact_url("u:pw@foo/x"), "foo/x");
-    }
-
-    /// The config file's struct and the table of settings name the same keys.
-    #[test]
-    fn every_file_key_is_a_setting_and_back() {
-        let keys: Vec<&str> = SETTINGS.iter().filter_map(|s| s.key).collect();
-        let doc: String = keys.iter().map(|k| format!("{k} = \"x\"\n")).collect();
-        let (mut f, unknown) = parse_file(&doc).unwrap();
-        assert!(unknown.is_empty(), "keys of SETTINGS that FileSettings lacks: {unknown:?}");
-        for k in &keys {
-            assert_eq!(f.take(k).as_deref(), Some("x"), "{k}");
-        }
-        let all = FileSettings {
-            server: Some(Scalar::Bool(true)),
-            token: Some(Scalar::Bool(true)),
-            token_file: Some(Scalar::Bool(true)),
-            secret_key: Some(Scalar::Bool(true)),
-            secret_key_file: Some(Scalar::Bool(true)),
-            spool: Some(Scalar::Bool(true)),
-            async_mode: Some(Scalar::Bool(true)),
-            verify: Some(Scalar::Bool(true)),
-            verbose: Some(Scalar::Bool(true)),
-            connect_timeout: Some(Scalar::Bool(true)),
-            timeout: Some(Scalar::Bool(true)),
-        };
-        let fields: Vec<String> = toml::Table::try_from(&all).unwrap().keys().cloned().collect();
-        let mut sorted = keys.clone();
-        sorted.sort();
-        assert_eq!(fields, sorted, "FileSettings fields that SETTINGS lacks, or the other way round");
-    }
-
-    /// Every setting is in `--help`.
-    #[test]
-    fn help_lists_every_setting() {
-        let h = help();
-        for s in SETTINGS {
-            assert!(h.contains(s.env), "{} missing from --help:\n{h}", s.env);
-            if let Some(k) = s.key {
-                assert!(h.contains(&format!("[{k}]")), "{k} missing from --help:\n{h}");
-            }
-        }
-        assert!(h.lines().all(|l| l.chars().count() <= 100), "{h}");
-    }
-
-    /// The README's table of client settings, row for row as [`SETTINGS`] makes it.
-    fn readme_rows() -> Vec<String> {
-        SETTINGS
-            .iter()
-            .map(|s| {
-                let (env, key) = match (s.kind, s.key) {
-                    (Kind::Flag, Some(k)) => (format!("`{}=1`", s.env), format!("`{k} = true`")),
-                    (Kind::Flag, None) => (format!("`{}=1`", s.env), String::new()),
-                    (_, k) => (format!("`{}`", s.env), k.map(|k| format!("`{k}`")).unwrap_or_default()),
-                };
-                let key = if key.is_empty() { " ".to_owned() } else { format!(" {key} ") };
-                format!("| {env} |{key}| {} | {} |", s.default, s.meaning)
-            })
-            .collect()
-    }
-
-    #[test]
-    fn the_readme_lists_the_settings_of_the_table() {
-        let readme = include_str!("../../README.md");
-        let section = readme.split("\n### Configuration\n").nth(1).expect("README: no `### Configuration` section");
-        let table: Vec<&str> = section
-            .lines()
-            .skip_while(|l| !l.starts_with('|'))
-            .take_while(|l| l.starts_with('|'))
-            .skip(2) // the header and the separator
-            .collect();
-        let want = readme_rows();
-        assert_eq!(
-            table,
-            want,
-            "README's settings table differs from config::SETTINGS; it should read:\n{}",
-            want.join("\n")
-        );
     }
 }
