@@ -403,7 +403,11 @@ step "a server that accepts connections but never answers: the hook gives up in 
 silent_port=$(free_port)
 python3 -c 'import socket,sys,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(64); time.sleep(600)' "$silent_port" &
 silent_pid=$!
-sleep 0.3
+# Wait until it listens: a refused connection would also be spooled, and test nothing.
+for _ in $(seq 100); do
+  python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$silent_port" 2>/dev/null && break
+  sleep 0.1
+done
 mapfile -t drvs3 < <(instantiate "$(nonce)" hello)
 t0=$(date +%s%N)
 HASH_COLLECTION_SERVER=http://127.0.0.1:$silent_port realise "$T/build3.log" "${drvs3[@]}"

@@ -122,23 +122,9 @@ row "peak RSS of \`nhc hash\` on a 4 GiB file" "$(calc "round($rss_nhc/1024, 1)"
 rm -f "$W/big"
 
 log "5. nhc-hook wall time for a small output"
-mkdir -p "$W/store"
-export NIX_CONFIG="experimental-features = nix-command
-build-users-group =
-store = $W/store
-sandbox = true
-sandbox-fallback = false
-sandbox-paths = /bin /usr /lib /lib64
-substituters ="
-cat >"$W/drv.nix" <<'EOF'
-{ nonce }: derivation { name = "bench"; system = builtins.currentSystem; builder = "/bin/sh"; inherit nonce; args = ["-c" "echo hi > $out"]; }
-EOF
-fresh_drv() {
-  local d
-  d=$(nix-instantiate --argstr nonce "$(python3 -c 'import secrets; print(secrets.token_hex(8))')" "$W/drv.nix" 2>/dev/null)
-  nix-store --realise "$d" >/dev/null 2>&1
-  echo "$d"
-}
+# shellcheck source=hook/bench/private-store.sh
+. "$root/hook/bench/private-store.sh"
+private_store "$W"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 NHC_ADMIN_TOKEN=bench "$bin/nhc-server" --database "sqlite://$D/server.db" serve --listen "127.0.0.1:$port" >"$W/server.log" 2>&1 &
 server_pid=$!
@@ -149,7 +135,7 @@ export HASH_COLLECTION_SERVER=http://127.0.0.1:$port HASH_COLLECTION_TOKEN_FILE=
   HASH_COLLECTION_SECRET_KEY_FILE=$W/key.sec HASH_COLLECTION_SPOOL=$D/spool HASH_COLLECTION_CONFIG=/dev/null
 spooled() { find "$D/spool" -maxdepth 1 -name '*.json' 2>/dev/null | wc -l; }
 
-fresh_drv >"$W/drv"
+fresh_drv "$W" >"$W/drv"
 DRV_PATH=$(cat "$W/drv") OUT_PATHS='' "$bin/nhc-hook"
 [ "$(spooled)" = 0 ] || { echo "bench: the hook spooled with the server up" >&2; exit 1; }
 hook_runs=$((runs * 3))
@@ -182,7 +168,12 @@ hyperfine --style basic -N --warmup 2 --runs "$hook_runs" --export-json "$W/hook
 # A server that accepts connections (kernel backlog) but never answers.
 python3 -c 'import socket,sys,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(64); time.sleep(120)' "$port" &
 silent=$!
-sleep 0.3
+# Under load python can take long to start: wait until it listens, or the hook would
+# measure a refused connection instead.
+for _ in $(seq 100); do
+  python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$port" 2>/dev/null && break
+  sleep 0.1
+done
 hyperfine --style basic -N --runs 3 --export-json "$W/hook-silent.json" "$bin/nhc-hook" >&2
 kill "$silent"
 wait "$silent" 2>/dev/null || true

@@ -1,8 +1,14 @@
-//! Helpers for the unit tests: a fake HTTP server.
+//! Helpers for the unit tests: a fake HTTP server, a port nobody listens on.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::thread::JoinHandle;
+
+/// An address on which nobody listens (connections are refused).
+pub fn closed_port() -> std::net::SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
 
 /// One answer of the fake server.
 pub struct Answer {

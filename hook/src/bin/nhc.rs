@@ -1,5 +1,5 @@
 //! The nix-hash-collection client CLI: see `nhc --help`.
 
 fn main() {
-    std::process::exit(nhc_hook::cli::main());
+    std::process::exit(nhc_hook::nhc_main());
 }

@@ -1,14 +1,17 @@
-//! A small blocking HTTP client with strict timeouts, and what each answer means for
-//! an attestation: delivered, retry later (spool), or rejected.
+//! A typed, blocking client of the collection server's API (ureq, strict timeouts):
+//! submit (and what each answer means for an attestation: delivered, retry later,
+//! or rejected), and the status, output and derivation reports.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use nhc_core::api::{ErrorBody, SubmitResponse};
+use nhc_core::api::{DerivationReport, ErrorBody, OutputReport, StatusRequest, StatusResponse, SubmitResponse};
+use nhc_core::{DrvPath, StorePath};
 use serde::de::DeserializeOwned;
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
-use crate::config::{redact_url, Token};
+use crate::config::{self, redact_url, Config, ConfigError, Token};
 use crate::log;
 
 /// Largest response body read.
@@ -29,33 +32,109 @@ pub struct Client {
     base: String,
 }
 
+/// Why a request got no usable answer. Every URL in it is shown without any
+/// `user:password@`.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    /// No answer: connection refused, DNS or TLS failure, timeout.
+    #[error("{url}: {message}")]
+    Unreachable { url: String, message: String },
+    /// A redirect: the configured URL is not the server's.
+    #[error("{url}: HTTP {status}: {}", redirect_advice(.location, .hint))]
+    Redirect { url: String, status: u16, location: Option<String>, hint: Option<String> },
+    /// A 2xx that is not nhc-server's answer (a proxy, a captive portal).
+    #[error(
+        "{url}: the server answered 2xx but not like nhc-server (HTTP {status}, {got}); is {} the collection \
+         server? (a proxy or captive portal?)",
+        config::SERVER.env
+    )]
+    NotNhcServer { url: String, status: u16, got: String },
+    /// Any other answer that is not a success.
+    #[error("{url}: {}", describe(*.status, .error, .body))]
+    Status { url: String, status: u16, error: Option<ErrorBody>, body: String },
+    /// A 2xx whose body is not what the API promises.
+    #[error("{url}: unexpected answer: {message}")]
+    Unexpected { url: String, message: String },
+}
+
+fn redirect_advice(location: &Option<String>, hint: &Option<String>) -> String {
+    match location {
+        Some(loc) => format!(
+            "the server redirects to {loc}; set {} to that URL{}",
+            config::SERVER.env,
+            hint.as_ref().map(|b| format!(" {b}")).unwrap_or_default()
+        ),
+        None => format!("the server redirects (without a Location); check {}", config::SERVER.env),
+    }
+}
+
+/// `HTTP <status> <error>: <message>`, or the start of a body that is not an error.
+fn describe(status: u16, error: &Option<ErrorBody>, body: &str) -> String {
+    match error {
+        Some(e) => format!("HTTP {status} {}: {}", e.error, e.message),
+        None => {
+            let b: String = body.chars().take(200).collect();
+            format!("HTTP {status}: {}", b.trim())
+        }
+    }
+}
+
+impl ApiError {
+    /// The HTTP status, when there was an answer.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Unreachable { .. } => None,
+            ApiError::Redirect { status, .. }
+            | ApiError::NotNhcServer { status, .. }
+            | ApiError::Status { status, .. } => Some(*status),
+            ApiError::Unexpected { .. } => Some(200),
+        }
+    }
+
+    /// The URL leads somewhere that is not an nhc-server: a mistake in the
+    /// configuration, to be reported loudly; no other request will fare better.
+    pub fn is_misconfiguration(&self) -> bool {
+        matches!(self, ApiError::Redirect { .. } | ApiError::NotNhcServer { .. })
+    }
+
+    /// A server error (5xx), which may be caused by the request itself (a bug the
+    /// item triggers): sending it again at once may fail the same way.
+    pub fn is_server_error(&self) -> bool {
+        matches!(self, ApiError::Status { status: 500..=599, .. })
+    }
+}
+
+/// An item the server refused (a 4xx about the item itself).
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    pub status: u16,
+    /// The server's JSON error, if the body was one.
+    pub error: Option<ErrorBody>,
+    pub body: String,
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&describe(self.status, &self.error, &self.body))
+    }
+}
+
 /// The result of sending one attestation request.
 #[derive(Debug)]
 pub enum Outcome {
     /// 2xx with nhc-server's answer, counting every output sent: stored (or duplicates).
     Delivered(SubmitResponse),
-    /// Network trouble (`status` is `None`), 5xx, a 4xx that says nothing about the item
-    /// (401 bad token, 404 wrong URL, 408, 429), a redirect, or a 2xx that is not
-    /// nhc-server's answer: keep it, send it later. `misconfigured` marks answers that
-    /// mean the URL points elsewhere than an nhc-server (report them as errors).
-    Retry { reason: String, status: Option<u16>, misconfigured: bool },
+    /// Network trouble, 5xx, a 4xx that says nothing about the item (401 bad token,
+    /// 404 wrong URL, 408, 429), a redirect, or a 2xx that is not nhc-server's answer:
+    /// keep it, send it later.
+    Retry(ApiError),
     /// Any other 4xx: the server refused this item.
-    Rejected { status: u16, error: Option<ErrorBody>, body: String },
+    Rejected(Rejection),
 }
 
 /// 4xx answers that are about the server or the credentials, not the request.
 fn is_retryable(status: u16) -> bool {
     matches!(status, 401 | 404 | 405 | 407 | 408 | 421 | 425 | 429) || !(400..500).contains(&status)
-}
-
-fn describe(status: u16, body: &str) -> String {
-    match serde_json::from_str::<ErrorBody>(body) {
-        Ok(e) => format!("HTTP {status} {}: {}", e.error, e.message),
-        Err(_) => {
-            let b: String = body.chars().take(200).collect();
-            format!("HTTP {status}: {}", b.trim())
-        }
-    }
 }
 
 /// The number of outputs in a request body (`None` if it is not a request).
@@ -67,9 +146,18 @@ fn outputs_in(body: &[u8]) -> Option<usize> {
     serde_json::from_slice::<Outputs>(body).ok().map(|o| o.outputs.len())
 }
 
+/// A CA bundle that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("{}: {source}", .path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{}: no PEM certificate in it", .0.display())]
+    NoCertificate(PathBuf),
+}
+
 /// Reads the certificates of a PEM bundle.
-fn read_bundle(path: &std::path::Path) -> Result<Vec<Certificate<'static>>, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+fn read_bundle(path: &std::path::Path) -> Result<Vec<Certificate<'static>>, BundleError> {
+    let pem = std::fs::read(path).map_err(|source| BundleError::Read { path: path.to_path_buf(), source })?;
     let certs: Vec<Certificate<'static>> = ureq::tls::parse_pem(&pem)
         .filter_map(|item| match item {
             Ok(PemItem::Certificate(c)) => Some(c),
@@ -77,7 +165,7 @@ fn read_bundle(path: &std::path::Path) -> Result<Vec<Certificate<'static>>, Stri
         })
         .collect();
     if certs.is_empty() {
-        return Err(format!("{}: no PEM certificate in it", path.display()));
+        return Err(BundleError::NoCertificate(path.to_path_buf()));
     }
     Ok(certs)
 }
@@ -127,6 +215,11 @@ impl Client {
         Client::with_roots(base, connect_timeout, timeout, roots_for(base))
     }
 
+    /// A client of the configured server, with the configured timeouts.
+    pub fn for_config(cfg: &Config) -> Result<Client, ConfigError> {
+        Ok(Client::new(cfg.server()?, cfg.connect_timeout, cfg.timeout))
+    }
+
     /// As [`Client::new`], trusting `roots` for TLS.
     pub fn with_roots(base: &str, connect_timeout: Duration, timeout: Duration, roots: RootCerts) -> Client {
         let config = ureq::Agent::config_builder()
@@ -145,38 +238,22 @@ impl Client {
         redact_url(&self.base)
     }
 
-    /// `url` for messages: without any `user:password@`.
-    fn shown(&self, url: &str) -> String {
-        redact_url(url)
-    }
-
-    /// An error from ureq, for messages (it may quote the URL).
-    fn err(&self, url: &str, e: impl std::fmt::Display) -> String {
-        let text = e.to_string().replace(url, &self.shown(url)).replace(&self.base, &self.base());
-        format!("{}: {text}", self.shown(url))
+    /// No answer from `url`: ureq's error, which may quote the URL.
+    fn unreachable(&self, url: &str, e: impl fmt::Display) -> ApiError {
+        let message = e.to_string().replace(url, &redact_url(url)).replace(&self.base, &self.base());
+        ApiError::Unreachable { url: redact_url(url), message }
     }
 
     /// What a redirect means: the configured URL is not the server's.
-    fn redirect(&self, url: &str, status: u16, resp: &ureq::http::Response<ureq::Body>) -> String {
+    fn redirect(&self, url: &str, status: u16, resp: &ureq::http::Response<ureq::Body>) -> ApiError {
         let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).map(redact_url);
-        match location {
-            Some(loc) => {
-                // The redirect of `<base>/v1/...` to `<new base>/v1/...`: suggest `<new base>`.
-                let tail = url.strip_prefix(&self.base).unwrap_or("");
-                let hint = match loc.strip_suffix(tail) {
-                    Some(b) if !tail.is_empty() && b.contains("://") => format!(" without {tail}: {b}"),
-                    _ => String::new(),
-                };
-                format!(
-                    "{}: HTTP {status}: the server redirects to {loc}; set HASH_COLLECTION_SERVER to that URL{hint}",
-                    self.shown(url)
-                )
-            }
-            None => format!(
-                "{}: HTTP {status}: the server redirects (without a Location); check HASH_COLLECTION_SERVER",
-                self.shown(url)
-            ),
-        }
+        // The redirect of `<base>/v1/...` to `<new base>/v1/...`: suggest `<new base>`.
+        let tail = url.strip_prefix(&self.base).unwrap_or("");
+        let hint = location.as_deref().and_then(|loc| match loc.strip_suffix(tail) {
+            Some(b) if !tail.is_empty() && b.contains("://") => Some(format!("without {tail}: {b}")),
+            _ => None,
+        });
+        ApiError::Redirect { url: redact_url(url), status, location, hint }
     }
 
     /// `POST /v1/attestations` with a body that is already serialised (a spool item
@@ -191,15 +268,11 @@ impl Client {
             .send(body);
         let mut resp = match resp {
             Ok(r) => r,
-            Err(e) => return Outcome::Retry { reason: self.err(&url, e), status: None, misconfigured: false },
+            Err(e) => return Outcome::Retry(self.unreachable(&url, e)),
         };
         let status = resp.status().as_u16();
         if (300..400).contains(&status) {
-            return Outcome::Retry {
-                reason: self.redirect(&url, status, &resp),
-                status: Some(status),
-                misconfigured: true,
-            };
+            return Outcome::Retry(self.redirect(&url, status, &resp));
         }
         let text = resp.body_mut().with_config().limit(MAX_RESPONSE).read_to_string();
         if (200..300).contains(&status) {
@@ -222,73 +295,88 @@ impl Client {
                         (None, Ok(t)) => format!("{:?}", t.chars().take(120).collect::<String>()),
                         (None, Err(e)) => format!("an unreadable body ({e})"),
                     };
-                    Outcome::Retry {
-                        reason: format!(
-                            "{}: the server answered 2xx but not like nhc-server (HTTP {status}, {got}); \
-                             is HASH_COLLECTION_SERVER the collection server? (a proxy or captive portal?)",
-                            self.shown(&url)
-                        ),
-                        status: Some(status),
-                        misconfigured: true,
-                    }
+                    Outcome::Retry(ApiError::NotNhcServer { url: redact_url(&url), status, got })
                 }
             };
         }
-        let text = text.unwrap_or_default();
+        let body = text.unwrap_or_default();
+        let error = serde_json::from_str(&body).ok();
         if is_retryable(status) {
-            return Outcome::Retry {
-                reason: format!("{}: {}", self.shown(&url), describe(status, &text)),
-                status: Some(status),
-                misconfigured: false,
-            };
+            return Outcome::Retry(ApiError::Status { url: redact_url(&url), status, error, body });
         }
-        Outcome::Rejected { status, error: serde_json::from_str(&text).ok(), body: text }
+        Outcome::Rejected(Rejection { status, error, body })
+    }
+
+    /// `GET /v1/outputs/{basename}`; `None` when the server knows nothing of it.
+    pub fn output(&self, path: &StorePath) -> Result<Option<OutputReport>, ApiError> {
+        self.get_json(&format!("/v1/outputs/{}", path.basename()))
+    }
+
+    /// `GET /v1/derivations/{basename}`; `None` when the server knows nothing of it.
+    pub fn derivation(&self, drv: &DrvPath) -> Result<Option<DerivationReport>, ApiError> {
+        self.get_json(&format!("/v1/derivations/{}", drv.as_store_path().basename()))
+    }
+
+    /// `POST /v1/status`: the status of each path (at most
+    /// [`nhc_core::api::MAX_STATUS_PATHS`] per call).
+    #[allow(dead_code)] // for the commands to come (jobset diff, audit)
+    pub fn status(&self, paths: &[StorePath]) -> Result<StatusResponse, ApiError> {
+        self.post_json("/v1/status", &StatusRequest { paths: paths.to_vec() })
+    }
+
+    /// Reads a response: its status and (bounded) body, or what it means when it is a
+    /// redirect.
+    fn answer(
+        &self,
+        url: &str,
+        resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<(u16, String), ApiError> {
+        let mut resp = resp.map_err(|e| self.unreachable(url, e))?;
+        let status = resp.status().as_u16();
+        if (300..400).contains(&status) {
+            return Err(self.redirect(url, status, &resp));
+        }
+        let text =
+            resp.body_mut().with_config().limit(MAX_RESPONSE).read_to_string().map_err(|e| self.unreachable(url, e))?;
+        Ok((status, text))
+    }
+
+    fn decode<T: DeserializeOwned>(url: &str, text: &str) -> Result<T, ApiError> {
+        serde_json::from_str(text).map_err(|e| ApiError::Unexpected { url: redact_url(url), message: e.to_string() })
+    }
+
+    fn failed(url: &str, status: u16, body: String) -> ApiError {
+        ApiError::Status { url: redact_url(url), status, error: serde_json::from_str(&body).ok(), body }
     }
 
     /// `GET path` as JSON; `Ok(None)` on 404.
-    pub fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, String> {
+    fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, ApiError> {
         let url = format!("{}{path}", self.base);
-        let mut resp = self.agent.get(&url).call().map_err(|e| self.err(&url, e))?;
-        let status = resp.status().as_u16();
-        if (300..400).contains(&status) {
-            return Err(self.redirect(&url, status, &resp));
-        }
-        let text = resp.body_mut().with_config().limit(MAX_RESPONSE).read_to_string().map_err(|e| self.err(&url, e))?;
-        match status {
-            200..=299 => serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|e| format!("{}: unexpected answer: {e}", self.shown(&url))),
-            404 => Ok(None),
-            _ => Err(format!("{}: {}", self.shown(&url), describe(status, &text))),
+        match self.answer(&url, self.agent.get(&url).call())? {
+            (200..=299, text) => Client::decode(&url, &text).map(Some),
+            (404, _) => Ok(None),
+            (status, text) => Err(Client::failed(&url, status, text)),
         }
     }
 
     /// `POST path` with a JSON body, returning JSON.
-    pub fn post_json<B: serde::Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, String> {
+    #[allow(dead_code)] // see `status`
+    fn post_json<B: serde::Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ApiError> {
         let url = format!("{}{path}", self.base);
-        let data = serde_json::to_vec(body).map_err(|e| e.to_string())?;
-        let mut resp = self
-            .agent
-            .post(&url)
-            .header("Content-Type", "application/json")
-            .send(&data[..])
-            .map_err(|e| self.err(&url, e))?;
-        let status = resp.status().as_u16();
-        if (300..400).contains(&status) {
-            return Err(self.redirect(&url, status, &resp));
+        let data = serde_json::to_vec(body)
+            .map_err(|e| ApiError::Unexpected { url: redact_url(&url), message: e.to_string() })?;
+        let resp = self.agent.post(&url).header("Content-Type", "application/json").send(&data[..]);
+        match self.answer(&url, resp)? {
+            (200..=299, text) => Client::decode(&url, &text),
+            (status, text) => Err(Client::failed(&url, status, text)),
         }
-        let text = resp.body_mut().with_config().limit(MAX_RESPONSE).read_to_string().map_err(|e| self.err(&url, e))?;
-        if !(200..300).contains(&status) {
-            return Err(format!("{}: {}", self.shown(&url), describe(status, &text)));
-        }
-        serde_json::from_str(&text).map_err(|e| format!("{}: unexpected answer: {e}", self.shown(&url)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{html, json, redirect, serve};
+    use crate::testutil::{closed_port, html, json, redirect, serve};
     use std::net::TcpListener;
     use std::time::Instant;
 
@@ -313,18 +401,53 @@ mod tests {
         let t = token();
         assert!(matches!(c.submit(&t, ONE), Outcome::Delivered(SubmitResponse { stored: 1, duplicates: 0 })));
         match c.submit(&t, ONE) {
-            Outcome::Rejected { status: 400, error: Some(e), .. } => assert_eq!(e.error, "bad_signature"),
+            Outcome::Rejected(Rejection { status: 400, error: Some(e), .. }) => assert_eq!(e.error, "bad_signature"),
             o => panic!("{o:?}"),
         }
-        assert!(matches!(c.submit(&t, ONE), Outcome::Retry { reason, status: Some(401), misconfigured: false }
-            if reason.contains("unauthorized")));
-        assert!(matches!(c.submit(&t, ONE), Outcome::Retry { status: Some(503), misconfigured: false, .. }));
-        assert!(matches!(c.submit(&t, ONE), Outcome::Rejected { status: 403, error: None, .. }));
+        match c.submit(&t, ONE) {
+            Outcome::Retry(e @ ApiError::Status { status: 401, .. }) => {
+                assert!(!e.is_misconfiguration() && !e.is_server_error());
+                assert!(e.to_string().contains("HTTP 401 unauthorized: who"), "{e}");
+            }
+            o => panic!("{o:?}"),
+        }
+        assert!(matches!(c.submit(&t, ONE), Outcome::Retry(e @ ApiError::Status { status: 503, .. })
+            if e.is_server_error() && !e.is_misconfiguration()));
+        assert!(matches!(c.submit(&t, ONE), Outcome::Rejected(Rejection { status: 403, error: None, .. })));
         assert!(matches!(c.submit(&t, TWO), Outcome::Delivered(SubmitResponse { stored: 1, duplicates: 1 })));
         let seen = h.join().unwrap();
         assert!(seen[0].starts_with("POST /v1/attestations HTTP/1.1\r\n"), "{}", seen[0]);
         assert!(seen[0].to_ascii_lowercase().contains("authorization: bearer tok\r\n"));
         assert!(seen[0].ends_with("\r\n\r\n{\"outputs\":[{}]}"));
+    }
+
+    /// The typed calls: the paths they ask for, their answers decoded, 404 as `None`.
+    #[test]
+    fn reports_and_statuses_are_typed() {
+        let out = "/nix/store/mjs27ix6ig2bkbi3s3sm470vrv4lf7ic-hello";
+        let report = format!(r#"{{"output_path":"{out}","status":"no_builds","attestations":[]}}"#);
+        let status = format!(r#"{{"{out}":{{"status":"one_builder","builders":1,"distinct_hashes":1}}}}"#);
+        let (base, h) = serve(vec![
+            json(200, &report),
+            json(404, r#"{"error":"not_found","message":"no"}"#),
+            json(200, &status),
+            json(503, r#"{"error":"unavailable","message":"db"}"#),
+        ]);
+        let c = Client::new(&base, Duration::from_secs(1), Duration::from_secs(2));
+        let path = StorePath::parse(out).unwrap();
+        assert_eq!(c.output(&path).unwrap().unwrap().status, nhc_core::ReproStatus::NoBuilds);
+        let drv = DrvPath::parse("/nix/store/76w21n1f03fs5kw8fnffphx7qrqffw6r-hello.drv").unwrap();
+        assert!(c.derivation(&drv).unwrap().is_none());
+        let st = c.status(std::slice::from_ref(&path)).unwrap();
+        assert_eq!((st[&path].status, st[&path].builders), (nhc_core::ReproStatus::OneBuilder, 1));
+        assert!(matches!(c.status(&[path]), Err(ApiError::Status { status: 503, error: Some(_), .. })));
+        let seen = h.join().unwrap();
+        assert!(seen[0].starts_with("GET /v1/outputs/mjs27ix6ig2bkbi3s3sm470vrv4lf7ic-hello HTTP/1.1\r\n"));
+        assert!(seen[1].starts_with("GET /v1/derivations/76w21n1f03fs5kw8fnffphx7qrqffw6r-hello.drv HTTP/1.1\r\n"));
+        assert!(
+            seen[2].starts_with("POST /v1/status HTTP/1.1\r\n")
+                && seen[2].ends_with(&format!(r#"{{"paths":["{out}"]}}"#))
+        );
     }
 
     /// A captive portal or a wrong URL may answer 200 to anything: only nhc-server's
@@ -342,9 +465,9 @@ mod tests {
         let t = token();
         for body in [ONE, ONE, TWO, b"not a request".as_slice(), ONE] {
             match c.submit(&t, body) {
-                Outcome::Retry { reason, status: Some(s), misconfigured: true } => {
-                    assert!((200..300).contains(&s));
-                    assert!(reason.contains("answered 2xx but not like nhc-server"), "{reason}");
+                Outcome::Retry(e @ ApiError::NotNhcServer { status, .. }) => {
+                    assert!((200..300).contains(&status) && e.is_misconfiguration());
+                    assert!(e.to_string().contains("answered 2xx but not like nhc-server"), "{e}");
                 }
                 o => panic!("{o:?}"),
             }
@@ -362,7 +485,9 @@ mod tests {
         ]);
         let c = Client::new(&base, Duration::from_secs(1), Duration::from_secs(2));
         match c.submit(&token(), ONE) {
-            Outcome::Retry { reason, status: Some(301), misconfigured: true } => {
+            Outcome::Retry(e @ ApiError::Redirect { status: 301, .. }) => {
+                assert!(e.is_misconfiguration());
+                let reason = e.to_string();
                 assert!(reason.contains("redirects to https://hc.example.org/v1/attestations"), "{reason}");
                 assert!(
                     reason.contains(
@@ -374,7 +499,8 @@ mod tests {
             o => panic!("{o:?}"),
         }
         match c.submit(&token(), ONE) {
-            Outcome::Retry { reason, status: Some(302), misconfigured: true } => {
+            Outcome::Retry(e @ ApiError::Redirect { status: 302, .. }) => {
+                let reason = e.to_string();
                 assert!(
                     reason.ends_with(
                         "redirects to https://portal.example.net/login; set HASH_COLLECTION_SERVER to that URL"
@@ -384,38 +510,36 @@ mod tests {
             }
             o => panic!("{o:?}"),
         }
-        let e = c.get_json::<serde_json::Value>("/v1/derivations/x.drv").unwrap_err();
-        assert!(e.contains("redirects to https://hc.example.org/v1/derivations/x.drv"), "{e}");
+        let drv = DrvPath::parse("/nix/store/76w21n1f03fs5kw8fnffphx7qrqffw6r-x.drv").unwrap();
+        let e = c.derivation(&drv).unwrap_err();
+        assert!(matches!(e, ApiError::Redirect { status: 307, .. }));
+        assert!(e.to_string().contains("redirects to https://hc.example.org/v1/derivations/x.drv"), "{e}");
         h.join().unwrap();
     }
 
     #[test]
     fn messages_never_show_the_password_of_the_url() {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        drop(l);
+        let addr = closed_port();
         let c = Client::new(&format!("http://alice:s3cret@{addr}/"), Duration::from_secs(1), Duration::from_secs(2));
         assert_eq!(c.base(), format!("http://{addr}"));
         match c.submit(&token(), ONE) {
-            Outcome::Retry { reason, status: None, .. } => {
+            Outcome::Retry(e @ ApiError::Unreachable { .. }) => {
+                let reason = e.to_string();
                 assert!(!reason.contains("s3cret") && !reason.contains("alice"), "{reason}");
                 assert!(reason.contains(&addr.to_string()), "{reason}");
             }
             o => panic!("{o:?}"),
         }
-        let e = c.get_json::<serde_json::Value>("/v1/x").unwrap_err();
+        let e = c.get_json::<serde_json::Value>("/v1/x").unwrap_err().to_string();
         assert!(!e.contains("s3cret"), "{e}");
     }
 
     #[test]
     fn refused_and_silent_servers_are_retried_quickly() {
-        // A port nobody listens on.
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap();
-        drop(l);
+        let addr = closed_port();
         let c = Client::new(&format!("http://{addr}"), Duration::from_secs(1), Duration::from_secs(2));
         let t0 = Instant::now();
-        assert!(matches!(c.submit(&token(), ONE), Outcome::Retry { status: None, .. }));
+        assert!(matches!(c.submit(&token(), ONE), Outcome::Retry(ApiError::Unreachable { .. })));
         assert!(t0.elapsed() < Duration::from_millis(500), "{:?}", t0.elapsed());
 
         // Accepts (kernel backlog) but never answers.
@@ -426,7 +550,7 @@ mod tests {
             Duration::from_millis(700),
         );
         let t0 = Instant::now();
-        assert!(matches!(c.submit(&token(), ONE), Outcome::Retry { status: None, .. }));
+        assert!(matches!(c.submit(&token(), ONE), Outcome::Retry(ApiError::Unreachable { .. })));
         let took = t0.elapsed();
         assert!(took >= Duration::from_millis(600) && took < Duration::from_millis(1500), "{took:?}");
         drop(l);
@@ -537,10 +661,7 @@ mod tests {
             "-out",
             &d("srv.pem"),
         ]);
-        let port = {
-            let l = TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
+        let port = closed_port().port();
         let mut server = Command::new("openssl")
             .args([
                 "s_server",
@@ -566,13 +687,16 @@ mod tests {
         let base = format!("https://127.0.0.1:{port}");
         let t = Duration::from_secs(5);
         // The bundled roots do not know the private CA.
-        let e = Client::with_roots(&base, t, t, RootCerts::WebPki).get_json::<serde_json::Value>("/").unwrap_err();
+        let e = Client::with_roots(&base, t, t, RootCerts::WebPki)
+            .get_json::<serde_json::Value>("/")
+            .unwrap_err()
+            .to_string();
         assert!(e.to_lowercase().contains("issuer") || e.to_lowercase().contains("certificate"), "{e}");
         // Through $SSL_CERT_FILE: the handshake succeeds (s_server then answers HTML).
         let ca = d("ca.pem");
         let (_, certs) = system_roots(&|v| (v == "SSL_CERT_FILE").then(|| ca.clone()), &[], &mut Vec::new()).unwrap();
         let e = Client::with_roots(&base, t, t, RootCerts::from(certs)).get_json::<serde_json::Value>("/").unwrap_err();
-        assert!(e.contains("unexpected answer"), "{e}");
+        assert!(matches!(e, ApiError::Unexpected { .. }), "{e}");
         let _ = server.kill();
         let _ = server.wait();
     }

@@ -1,7 +1,7 @@
-//! The parts of a `.drv` file (Nix's ATerm format) the hook needs:
+//! The parts of a `.drv` file (Nix's ATerm format) the client needs:
 //! `Derive([outputs],[input drvs],[input sources],...)`.
 
-use nhc_core::{DrvPath, OutputName, StorePath};
+use nhc_core::{DrvPath, OutputName, ParseError, StorePath};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Derivation {
@@ -13,22 +13,36 @@ pub struct Derivation {
     pub input_srcs: Vec<StorePath>,
 }
 
+/// Why a `.drv` file could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DrvError {
+    #[error("invalid derivation: expected `{expected}` at byte {pos}")]
+    Expected { expected: &'static str, pos: usize },
+    #[error("invalid derivation: expected `,` or `]` at byte {pos}")]
+    ListSeparator { pos: usize },
+    #[error("invalid derivation: unterminated string at byte {pos}")]
+    Unterminated { pos: usize },
+    #[error("invalid derivation: string is not UTF-8 at byte {pos}")]
+    NotUtf8 { pos: usize },
+    #[error("invalid derivation: no outputs at byte {pos}")]
+    NoOutputs { pos: usize },
+    /// A store path, derivation path or output name that is not valid.
+    #[error("invalid derivation: {0}")]
+    Value(#[from] ParseError),
+}
+
 struct P<'a> {
     s: &'a [u8],
     pos: usize,
 }
 
 impl P<'_> {
-    fn err<T>(&self, what: &str) -> Result<T, String> {
-        Err(format!("invalid derivation: {what} at byte {}", self.pos))
-    }
-
-    fn lit(&mut self, l: &str) -> Result<(), String> {
+    fn lit(&mut self, l: &'static str) -> Result<(), DrvError> {
         if self.s[self.pos..].starts_with(l.as_bytes()) {
             self.pos += l.len();
             Ok(())
         } else {
-            self.err(&format!("expected `{l}`"))
+            Err(DrvError::Expected { expected: l, pos: self.pos })
         }
     }
 
@@ -36,19 +50,19 @@ impl P<'_> {
         self.s.get(self.pos).copied()
     }
 
-    fn string(&mut self) -> Result<String, String> {
+    fn string(&mut self) -> Result<String, DrvError> {
         self.lit("\"")?;
         let mut out = Vec::new();
         loop {
             match self.peek() {
-                None => return self.err("unterminated string"),
+                None => return Err(DrvError::Unterminated { pos: self.pos }),
                 Some(b'"') => {
                     self.pos += 1;
                     break;
                 }
                 Some(b'\\') => {
                     let c = match self.s.get(self.pos + 1) {
-                        None => return self.err("unterminated string"),
+                        None => return Err(DrvError::Unterminated { pos: self.pos }),
                         Some(b'n') => b'\n',
                         Some(b'r') => b'\r',
                         Some(b't') => b'\t',
@@ -63,11 +77,11 @@ impl P<'_> {
                 }
             }
         }
-        String::from_utf8(out).or_else(|_| self.err("string is not UTF-8"))
+        String::from_utf8(out).map_err(|_| DrvError::NotUtf8 { pos: self.pos })
     }
 
     /// `[item,item,...]`
-    fn list<T>(&mut self, mut item: impl FnMut(&mut Self) -> Result<T, String>) -> Result<Vec<T>, String> {
+    fn list<T>(&mut self, mut item: impl FnMut(&mut Self) -> Result<T, DrvError>) -> Result<Vec<T>, DrvError> {
         self.lit("[")?;
         let mut out = Vec::new();
         if self.peek() == Some(b']') {
@@ -82,27 +96,19 @@ impl P<'_> {
                     self.pos += 1;
                     return Ok(out);
                 }
-                _ => return self.err("expected `,` or `]`"),
+                _ => return Err(DrvError::ListSeparator { pos: self.pos }),
             }
         }
     }
 }
 
-fn store_path(s: &str) -> Result<StorePath, String> {
-    StorePath::parse(s).map_err(|e| format!("invalid derivation: {e}"))
-}
-
-fn output_name(s: &str) -> Result<OutputName, String> {
-    OutputName::parse(s).map_err(|e| format!("invalid derivation: {e}"))
-}
-
 /// Parses the outputs and inputs of a derivation; the rest of the file is not read.
-pub fn parse(text: &[u8]) -> Result<Derivation, String> {
+pub fn parse(text: &[u8]) -> Result<Derivation, DrvError> {
     let mut p = P { s: text, pos: 0 };
     p.lit("Derive(")?;
     let outputs = p.list(|p| {
         p.lit("(")?;
-        let name = output_name(&p.string()?)?;
+        let name = OutputName::parse(&p.string()?)?;
         p.lit(",")?;
         let path = p.string()?;
         p.lit(",")?;
@@ -110,31 +116,32 @@ pub fn parse(text: &[u8]) -> Result<Derivation, String> {
         p.lit(",")?;
         p.string()?; // hash
         p.lit(")")?;
-        let path = if path.is_empty() { None } else { Some(store_path(&path)?) };
+        let path = if path.is_empty() { None } else { Some(StorePath::parse(&path)?) };
         Ok((name, path))
     })?;
     p.lit(",")?;
     let input_drvs = p.list(|p| {
         p.lit("(")?;
-        let drv = p.string()?;
-        let drv = DrvPath::parse(&drv).map_err(|e| format!("invalid derivation: {e}"))?;
+        let drv = DrvPath::parse(&p.string()?)?;
         p.lit(",")?;
-        let outs = p.list(|p| output_name(&p.string()?))?;
+        let outs = p.list(|p| Ok(OutputName::parse(&p.string()?)?))?;
         p.lit(")")?;
         Ok((drv, outs))
     })?;
     p.lit(",")?;
-    let input_srcs = p.list(|p| store_path(&p.string()?))?;
+    let input_srcs = p.list(|p| Ok(StorePath::parse(&p.string()?)?))?;
     p.lit(",")?;
     if outputs.is_empty() {
-        return p.err("no outputs");
+        return Err(DrvError::NoOutputs { pos: p.pos });
     }
     Ok(Derivation { outputs, input_drvs, input_srcs })
 }
 
-/// The output name Nix gives a path built from `drv`: `out` for `<name>`, `dev`
-/// for `<name>-dev`. Used only when the `.drv` itself cannot be read.
-pub fn guess_output_name(drv: &DrvPath, out: &StorePath) -> Option<OutputName> {
+/// The name of the output of `drv` whose path is `out`, by Nix's rule for output path
+/// names (`outputPathName`): `<name>` for `out`, `<name>-<output>` for any other.
+/// Exact for a path known to be an output of `drv`; `None` when `out`'s name does
+/// not follow the rule (then it is not an output of `drv`).
+pub fn output_name_from_path(drv: &DrvPath, out: &StorePath) -> Option<OutputName> {
     let drv_name = drv.as_store_path().name().strip_suffix(".drv")?;
     let out_name = out.name();
     if out_name == drv_name {
@@ -182,8 +189,8 @@ mod tests {
         let out = StorePath::parse("/nix/store/xhsz73x5r1q3ml5hrwzv50yw85pwqk2w-multi").unwrap();
         let dev = StorePath::parse("/nix/store/s95kw5pf8cc8dh0giqsbdq679kffq196-multi-dev").unwrap();
         let other = StorePath::parse("/nix/store/s95kw5pf8cc8dh0giqsbdq679kffq196-other").unwrap();
-        assert_eq!(guess_output_name(&drv, &out).unwrap().as_str(), "out");
-        assert_eq!(guess_output_name(&drv, &dev).unwrap().as_str(), "dev");
-        assert_eq!(guess_output_name(&drv, &other), None);
+        assert_eq!(output_name_from_path(&drv, &out).unwrap().as_str(), "out");
+        assert_eq!(output_name_from_path(&drv, &dev).unwrap().as_str(), "dev");
+        assert_eq!(output_name_from_path(&drv, &other), None);
     }
 }
