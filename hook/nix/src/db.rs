@@ -187,7 +187,7 @@ pub(crate) mod tests {
         assert_eq!(with[&refs].as_ref().unwrap().as_str(), "/nix/store/k8idmbww8dxy0paa2y9a0vv7a67bp6qg-refs.drv");
         assert_eq!(with[&hello].as_ref().unwrap().as_store_path().name(), "hello.drv");
         assert!(with.values().filter(|d| d.is_none()).count() == 1); // tree has none
-        assert!(db.closure_with_derivers(&[missing.clone()]).unwrap().is_empty());
+        assert!(db.closure_with_derivers(std::slice::from_ref(&missing)).unwrap().is_empty());
         assert!(matches!(NixDb::open(&dir.path().join("none.sqlite")), Err(Error::DbMissing(_))));
     }
 }
