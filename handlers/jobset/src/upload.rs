@@ -14,7 +14,6 @@ use std::collections::{HashMap, HashSet};
 use nhc_core::jobset::{Edge, EvaluationItem, MAX_EVALUATION_EDGES, MAX_EVALUATION_PATHS, MAX_UPLOAD_BYTES};
 use nhc_core::{DrvPath, OutputName, StorePath};
 use serde::Deserialize;
-use serde_json::Value;
 
 use crate::UploadError;
 
@@ -170,40 +169,160 @@ fn parse_plain(text: &str) -> Result<Upload, UploadError> {
     items.finish(Format::PlainText, Vec::new(), 0)
 }
 
-/// Any JSON upload: the fields that tell the formats apart. Unknown fields are ignored
-/// (SBOMs carry many).
+/// Any JSON upload: the fields of every format (unknown fields, and SBOMs carry many,
+/// are skipped without being kept). Typed, so that a large SBOM costs its paths and
+/// little more in memory (a Worker has 128 MB), not a tree of `serde_json::Value`s.
 #[derive(Deserialize)]
 struct AnyJson {
     #[serde(rename = "bomFormat", default)]
-    bom_format: Option<Value>,
+    bom_format: Option<String>,
     #[serde(default)]
-    paths: Option<Value>,
+    paths: Option<Vec<PathEntry>>,
     /// lila's `{"git_revision", "definition": <SBOM>}`.
     #[serde(default)]
-    definition: Option<Value>,
+    definition: Option<Box<AnyJson>>,
     #[serde(default)]
-    metadata: Option<Value>,
+    metadata: Option<Metadata>,
     #[serde(default)]
-    components: Option<Value>,
+    components: Option<Vec<Component>>,
     #[serde(default)]
-    dependencies: Option<Value>,
+    dependencies: Option<Vec<Dependency>>,
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    #[serde(default)]
+    component: Option<Component>,
+}
+
+#[derive(Deserialize)]
+struct Component {
+    #[serde(rename = "bom-ref", default)]
+    bom_ref: Option<String>,
+    #[serde(default)]
+    properties: Option<Vec<Property>>,
+    #[serde(default)]
+    components: Option<Vec<Component>>,
+}
+
+#[derive(Deserialize)]
+struct Property {
+    name: String,
+    #[serde(default)]
+    value: Text,
+}
+
+#[derive(Deserialize)]
+struct Dependency {
+    #[serde(rename = "ref")]
+    r#ref: String,
+    #[serde(rename = "dependsOn", default)]
+    depends_on: Option<Vec<String>>,
+}
+
+/// A property's value: kept when it is a string, skipped otherwise (sbomnix writes
+/// lists in some properties that are not read here).
+#[derive(Default)]
+struct Text(Option<String>);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Text;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Text, E> {
+                Ok(Text(Some(v.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Text, E> {
+                Ok(Text(Some(v)))
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Text, E> {
+                Ok(Text(None))
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Text, E> {
+                Ok(Text(None))
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Text, E> {
+                Ok(Text(None))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Text, E> {
+                Ok(Text(None))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Text, E> {
+                Ok(Text(None))
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<Text, E> {
+                Ok(Text(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Text, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Text(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Text, A::Error> {
+                while a.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Text(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// An entry of `{"paths": [...]}`: a string, or `{"path", "drv_path", "output_name"}`.
+#[derive(Deserialize)]
+#[serde(untagged, expecting = "a store path, or an object with \"path\" (and optional \"drv_path\", \"output_name\")")]
+enum PathEntry {
+    Path(String),
+    Item(PathObject),
+}
+
+#[derive(Deserialize)]
+struct PathObject {
+    path: String,
+    #[serde(default)]
+    drv_path: Option<String>,
+    #[serde(default)]
+    output_name: Option<String>,
 }
 
 fn parse_json(text: &str) -> Result<Upload, UploadError> {
-    let v: Value = serde_json::from_str(text).map_err(|e| UploadError::MalformedJson(e.to_string()))?;
-    let Value::Object(_) = v else {
-        return Err(UploadError::UnknownFormat("a JSON upload must be an object".into()));
-    };
-    let mut any: AnyJson = serde_json::from_value(v).map_err(|e| UploadError::MalformedJson(e.to_string()))?;
-    if any.bom_format.is_none() && any.paths.is_none() {
-        if let Some(def @ Value::Object(_)) = any.definition.take() {
-            any = serde_json::from_value(def).map_err(|e| UploadError::MalformedJson(e.to_string()))?;
-        }
+    if !text.trim_start().starts_with('{') {
+        return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            Ok(_) => UploadError::UnknownFormat("a JSON upload must be an object".into()),
+            Err(e) => UploadError::MalformedJson(e.to_string()),
+        });
     }
-    match (&any.bom_format, &any.paths) {
-        (Some(Value::String(f)), _) if f == "CycloneDX" => parse_cyclonedx(any),
-        (Some(f), _) => Err(UploadError::UnknownFormat(format!("bomFormat {f}: only CycloneDX SBOMs are read"))),
-        (None, Some(_)) => parse_paths_json(any.paths.unwrap_or(Value::Null)),
+    let mut de = serde_json::Deserializer::from_str(text);
+    let any: AnyJson = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        // Where it failed tells the format: an SBOM's parts, or anything else.
+        let path = e.path().to_string();
+        let in_sbom = [
+            "components",
+            "metadata",
+            "dependencies",
+            "definition.components",
+            "definition.metadata",
+            "definition.dependencies",
+        ]
+        .iter()
+        .any(|p| path == *p || path.starts_with(&format!("{p}[")) || path.starts_with(&format!("{p}.")));
+        if in_sbom {
+            UploadError::MalformedSbom(e.to_string())
+        } else {
+            UploadError::MalformedJson(e.to_string())
+        }
+    })?;
+    de.end().map_err(|e| UploadError::MalformedJson(e.to_string()))?;
+    let any = match any {
+        AnyJson { bom_format: None, paths: None, definition: Some(def), .. } => *def,
+        a => a,
+    };
+    match (any.bom_format.as_deref(), any.paths) {
+        (Some("CycloneDX"), _) => parse_cyclonedx(any.metadata, any.components, any.dependencies),
+        (Some(f), _) => Err(UploadError::UnknownFormat(format!("bomFormat {f:?}: only CycloneDX SBOMs are read"))),
+        (None, Some(paths)) => parse_paths_json(paths),
         (None, None) => Err(UploadError::UnknownFormat(
             "JSON without \"paths\" or \"bomFormat\": expected {\"paths\": [...]} or a CycloneDX SBOM".into(),
         )),
@@ -211,35 +330,20 @@ fn parse_json(text: &str) -> Result<Upload, UploadError> {
 }
 
 /// `{"paths": [...]}`: each a store path, or `{"path", "drv_path", "output_name"}`.
-fn parse_paths_json(paths: Value) -> Result<Upload, UploadError> {
-    let Value::Array(list) = paths else {
-        return Err(UploadError::MalformedJson("\"paths\" must be an array".into()));
-    };
+fn parse_paths_json(list: Vec<PathEntry>) -> Result<Upload, UploadError> {
     let mut items = Items::new();
     for (i, entry) in list.into_iter().enumerate() {
         let at = || format!("paths[{i}]");
         let item = match entry {
-            Value::String(s) => EvaluationItem::bare(output_path(&s, at)?),
-            Value::Object(mut o) => {
-                let text = |o: &mut serde_json::Map<String, Value>, key: &str| -> Result<Option<String>, UploadError> {
-                    match o.remove(key) {
-                        None | Some(Value::Null) => Ok(None),
-                        Some(Value::String(s)) => Ok(Some(s)),
-                        Some(_) => Err(UploadError::MalformedJson(format!("paths[{i}].{key} must be a string"))),
-                    }
-                };
-                let path = text(&mut o, "path")?
-                    .ok_or_else(|| UploadError::MalformedJson(format!("paths[{i}] has no \"path\"")))?;
-                let path = output_path(&path, at)?;
-                let drv = text(&mut o, "drv_path")?.map(|d| drv_path(&d, || format!("paths[{i}].drv_path")));
-                let name = text(&mut o, "output_name")?.map(|n| output_name(&n, || format!("paths[{i}].output_name")));
-                EvaluationItem { path, drv_path: drv.transpose()?, output_name: name.transpose()? }
-            }
-            _ => {
-                return Err(UploadError::MalformedJson(format!(
-                    "paths[{i}] must be a store path or an object with \"path\""
-                )))
-            }
+            PathEntry::Path(s) => EvaluationItem::bare(output_path(&s, at)?),
+            PathEntry::Item(o) => EvaluationItem {
+                path: output_path(&o.path, at)?,
+                drv_path: o.drv_path.map(|d| drv_path(&d, || format!("paths[{i}].drv_path"))).transpose()?,
+                output_name: o
+                    .output_name
+                    .map(|n| output_name(&n, || format!("paths[{i}].output_name")))
+                    .transpose()?,
+            },
         };
         items.add(item)?;
     }
@@ -254,39 +358,26 @@ struct Nix {
     output: Option<String>,
 }
 
-/// The `nix:*` properties of a component (`properties: [{"name", "value"}]`).
-fn nix_properties(component: &serde_json::Map<String, Value>, at: &str) -> Result<Nix, UploadError> {
+/// The `nix:*` properties of a component.
+fn nix_properties(props: Vec<Property>, at: &str) -> Result<Nix, UploadError> {
     let mut nix = Nix::default();
-    let props = match component.get("properties") {
-        None | Some(Value::Null) => return Ok(nix),
-        Some(Value::Array(p)) => p,
-        Some(_) => return Err(UploadError::MalformedSbom(format!("{at}.properties must be an array"))),
-    };
-    for (j, p) in props.iter().enumerate() {
-        let Value::Object(p) = p else {
-            return Err(UploadError::MalformedSbom(format!("{at}.properties[{j}] must be an object")));
-        };
-        let Some(Value::String(name)) = p.get("name") else {
-            return Err(UploadError::MalformedSbom(format!("{at}.properties[{j}] has no \"name\"")));
-        };
-        if !name.starts_with("nix:") {
-            continue;
-        }
-        let value = match p.get("value") {
-            Some(Value::String(v)) => v.clone(),
-            _ if matches!(name.as_str(), "nix:out_path" | "nix:output_path" | "nix:drv_path" | "nix:output") => {
-                return Err(UploadError::MalformedSbom(format!(
-                    "{at}.properties[{j}] ({name}) has no string \"value\""
-                )))
-            }
+    for (j, p) in props.into_iter().enumerate() {
+        let slot = match p.name.as_str() {
+            // sbomnix writes one nix:output_path per output; nix-build-sbom (lila) nix:out_path.
+            "nix:out_path" | "nix:output_path" => None,
+            "nix:drv_path" => Some(&mut nix.drv_path),
+            "nix:output" => Some(&mut nix.output),
             _ => continue,
         };
-        match name.as_str() {
-            // sbomnix writes one nix:output_path per output; nix-build-sbom (lila) nix:out_path.
-            "nix:out_path" | "nix:output_path" => nix.out_paths.push(value),
-            "nix:drv_path" => nix.drv_path = Some(value),
-            "nix:output" => nix.output = Some(value),
-            _ => {}
+        let Some(value) = p.value.0 else {
+            return Err(UploadError::MalformedSbom(format!(
+                "{at}.properties[{j}] ({}) has no string \"value\"",
+                p.name
+            )));
+        };
+        match slot {
+            None => nix.out_paths.push(value),
+            Some(s) => *s = Some(value),
         }
     }
     Ok(nix)
@@ -297,61 +388,40 @@ fn nix_properties(component: &serde_json::Map<String, Value>, at: &str) -> Resul
 /// `nix:output_path` properties is one item per output path, with `nix:drv_path` and
 /// `nix:output` when given. A component without them is skipped, unless its `bom-ref`
 /// is itself an output path or its basename (older lila reports and bombon name
-/// components so).
-/// `dependencies[].ref`/`dependsOn` name components by `bom-ref` and become edges
-/// between their paths; refs that name no component with paths are ignored.
-fn parse_cyclonedx(any: AnyJson) -> Result<Upload, UploadError> {
+/// components so). `dependencies[].ref`/`dependsOn` name components by `bom-ref` and
+/// become edges between their paths; refs that name no component with paths are
+/// ignored.
+fn parse_cyclonedx(
+    metadata: Option<Metadata>,
+    components: Option<Vec<Component>>,
+    dependencies: Option<Vec<Dependency>>,
+) -> Result<Upload, UploadError> {
     let mut items = Items::new();
     let mut by_ref: HashMap<String, Vec<u32>> = HashMap::new();
     let mut skipped = 0usize;
 
-    let mut queue: Vec<(String, Value)> = Vec::new();
-    match any.metadata {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(mut m)) => match m.remove("component") {
-            None | Some(Value::Null) => {}
-            Some(c) => queue.push(("metadata.component".into(), c)),
-        },
-        Some(_) => return Err(UploadError::MalformedSbom("metadata must be an object".into())),
-    }
-    let push_list = |queue: &mut Vec<(String, Value)>, at: &str, list: Option<Value>| -> Result<(), UploadError> {
-        match list {
-            None | Some(Value::Null) => Ok(()),
-            Some(Value::Array(cs)) => {
-                // Reversed, so that popping visits them in order.
-                for (i, c) in cs.into_iter().enumerate().rev() {
-                    queue.push((format!("{at}[{i}]"), c));
-                }
-                Ok(())
-            }
-            Some(_) => Err(UploadError::MalformedSbom(format!("{at} must be an array"))),
+    // A stack, popped in order: the root first, then the components depth first.
+    let mut stack: Vec<(String, Component)> = Vec::new();
+    let push_all = |stack: &mut Vec<(String, Component)>, at: &str, list: Option<Vec<Component>>| {
+        for (i, c) in list.unwrap_or_default().into_iter().enumerate().rev() {
+            stack.push((format!("{at}[{i}]"), c));
         }
     };
-    let mut top = Vec::new();
-    push_list(&mut top, "components", any.components)?;
-    // The root first, then the components in order.
-    top.append(&mut queue);
-    queue = top;
+    push_all(&mut stack, "components", components);
+    if let Some(root) = metadata.and_then(|m| m.component) {
+        stack.push(("metadata.component".into(), root));
+    }
 
-    while let Some((at, c)) = queue.pop() {
-        let Value::Object(mut c) = c else {
-            return Err(UploadError::MalformedSbom(format!("{at} must be an object")));
-        };
-        let nix = nix_properties(&c, &at)?;
-        let bom_ref = match c.get("bom-ref") {
-            Some(Value::String(r)) => Some(r.clone()),
-            None | Some(Value::Null) => None,
-            Some(_) => return Err(UploadError::MalformedSbom(format!("{at}.bom-ref must be a string"))),
-        };
+    while let Some((at, c)) = stack.pop() {
+        let nix = nix_properties(c.properties.unwrap_or_default(), &at)?;
         let drv = nix.drv_path.as_deref().map(|d| drv_path(d, || format!("{at} nix:drv_path"))).transpose()?;
         let name = nix.output.as_deref().map(|n| output_name(n, || format!("{at} nix:output"))).transpose()?;
         let mut outs = nix.out_paths;
         if outs.is_empty() {
-            // An output path as bom-ref: that path. Anything else (a .drv as sbomnix's
-            // bom-ref, a purl) names no output.
-            // bombon writes the output path's basename as bom-ref; older lila the full path.
+            // bombon writes the output path's basename as bom-ref; older lila the full
+            // path. Anything else (a .drv as sbomnix's bom-ref, a purl) names no output.
             let named =
-                bom_ref.as_deref().and_then(|r| StorePath::parse(r).or_else(|_| StorePath::from_basename(r)).ok());
+                c.bom_ref.as_deref().and_then(|r| StorePath::parse(r).or_else(|_| StorePath::from_basename(r)).ok());
             match named {
                 Some(p) if !p.is_derivation() => outs.push(p.to_string()),
                 _ => skipped += 1,
@@ -365,49 +435,26 @@ fn parse_cyclonedx(any: AnyJson) -> Result<Upload, UploadError> {
             let output_name = if several { None } else { name.clone() };
             idx.push(items.add(EvaluationItem { path, drv_path: drv.clone(), output_name })?);
         }
-        if let Some(r) = bom_ref {
+        if let Some(r) = c.bom_ref {
             if !idx.is_empty() {
                 by_ref.entry(r).or_default().extend(idx);
             }
         }
-        push_list(&mut queue, &format!("{at}.components"), c.remove("components"))?;
+        push_all(&mut stack, &format!("{at}.components"), c.components);
     }
 
     let mut edges = HashSet::new();
-    match any.dependencies {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(deps)) => {
-            for (i, d) in deps.iter().enumerate() {
-                let Value::Object(d) = d else {
-                    return Err(UploadError::MalformedSbom(format!("dependencies[{i}] must be an object")));
-                };
-                let Some(Value::String(r)) = d.get("ref") else {
-                    return Err(UploadError::MalformedSbom(format!("dependencies[{i}] has no string \"ref\"")));
-                };
-                let on: Vec<&str> = match d.get("dependsOn") {
-                    None | Some(Value::Null) => Vec::new(),
-                    Some(Value::Array(on)) => {
-                        on.iter().map(|x| x.as_str()).collect::<Option<_>>().ok_or_else(|| {
-                            UploadError::MalformedSbom(format!("dependencies[{i}].dependsOn must hold strings"))
-                        })?
-                    }
-                    Some(_) => {
-                        return Err(UploadError::MalformedSbom(format!("dependencies[{i}].dependsOn must be an array")))
-                    }
-                };
-                let Some(from) = by_ref.get(r.as_str()) else { continue };
-                for to in on.iter().filter_map(|t| by_ref.get(*t)) {
-                    for &f in from {
-                        for &t in to {
-                            if f != t && edges.insert(Edge { from: f, to: t }) && edges.len() > MAX_EVALUATION_EDGES {
-                                return Err(UploadError::TooManyEdges { max: MAX_EVALUATION_EDGES });
-                            }
-                        }
+    for d in dependencies.unwrap_or_default() {
+        let Some(from) = by_ref.get(&d.r#ref) else { continue };
+        for to in d.depends_on.unwrap_or_default().iter().filter_map(|t| by_ref.get(t)) {
+            for &f in from {
+                for &t in to {
+                    if f != t && edges.insert(Edge { from: f, to: t }) && edges.len() > MAX_EVALUATION_EDGES {
+                        return Err(UploadError::TooManyEdges { max: MAX_EVALUATION_EDGES });
                     }
                 }
             }
         }
-        Some(_) => return Err(UploadError::MalformedSbom("dependencies must be an array".into())),
     }
     let mut edges: Vec<Edge> = edges.into_iter().collect();
     edges.sort_unstable();

@@ -115,10 +115,14 @@ fn paths_json_errors() {
             "invalid_output_name",
             "paths[0].output_name",
         ),
-        (format!(r#"{{"paths": [{{"drv_path": "{DRV}"}}]}}"#), "malformed_json", "paths[0] has no"),
-        (r#"{"paths": [{"path": 7}]}"#.into(), "malformed_json", "paths[0].path must"),
-        (r#"{"paths": [1]}"#.into(), "malformed_json", "paths[0] must"),
-        (r#"{"paths": "x"}"#.into(), "malformed_json", "must be an array"),
+        (
+            format!(r#"{{"paths": [{{"drv_path": "{DRV}"}}]}}"#),
+            "malformed_json",
+            "paths[0]: a store path, or an object with \"path\"",
+        ),
+        (r#"{"paths": [{"path": 7}]}"#.into(), "malformed_json", "paths[0]: a store path"),
+        (r#"{"paths": [1]}"#.into(), "malformed_json", "paths[0]: a store path"),
+        (r#"{"paths": "x"}"#.into(), "malformed_json", "paths: invalid type: string \"x\", expected a sequence"),
         (r#"{"paths": []}"#.into(), "no_paths", "no store path"),
         (r#"{"paths": [}"#.into(), "malformed_json", "line 1"),
         (r#"{"path": []}"#.into(), "unknown_format", "without"),
@@ -217,12 +221,20 @@ fn sbom_nested_components_and_skips() {
 fn sbom_errors() {
     let wrap = |components: &str| format!(r#"{{"bomFormat": "CycloneDX", "components": {components}}}"#);
     let cases = [
-        (wrap("{}"), "malformed_sbom", "components must be an array"),
-        (wrap("[1]"), "malformed_sbom", "components[0] must be an object"),
-        (wrap(r#"[{"properties": {}}]"#), "malformed_sbom", "components[0].properties must be an array"),
-        (wrap(r#"[{"properties": [{"value": "x"}]}]"#), "malformed_sbom", "has no \"name\""),
-        (wrap(r#"[{"properties": [{"name": "nix:out_path", "value": 3}]}]"#), "malformed_sbom", "no string"),
-        (wrap(r#"[{"bom-ref": 3}]"#), "malformed_sbom", "bom-ref"),
+        (wrap("{}"), "malformed_sbom", "components: invalid type: map, expected a sequence"),
+        (wrap("[1]"), "malformed_sbom", "components[0]: invalid type: integer"),
+        (wrap(r#"[{"properties": {}}]"#), "malformed_sbom", "components[0].properties: invalid type: map"),
+        (
+            wrap(r#"[{"properties": [{"value": "x"}]}]"#),
+            "malformed_sbom",
+            "components[0].properties[0]: missing field `name`",
+        ),
+        (
+            wrap(r#"[{"properties": [{"name": "nix:out_path", "value": 3}]}]"#),
+            "malformed_sbom",
+            "components[0].properties[0] (nix:out_path) has no string \"value\"",
+        ),
+        (wrap(r#"[{"bom-ref": 3}]"#), "malformed_sbom", "components[0].bom-ref: invalid type"),
         (
             wrap(r#"[{"properties": [{"name": "nix:out_path", "value": "/opt/x"}]}]"#),
             "invalid_store_path",
@@ -249,7 +261,7 @@ fn sbom_errors() {
         ),
         (wrap("[]"), "no_paths", "no store path"),
         (wrap(r#"[{"name": "x", "purl": "pkg:cargo/x@1"}]"#), "no_paths", "no store path"),
-        (r#"{"bomFormat": "CycloneDX", "metadata": []}"#.into(), "malformed_sbom", "metadata"),
+        (r#"{"bomFormat": "CycloneDX", "metadata": 3}"#.into(), "malformed_sbom", "metadata: invalid type"),
     ];
     for (body, code, text) in cases {
         let e = err(Some("application/json"), &body);
@@ -260,11 +272,14 @@ fn sbom_errors() {
         format!(r#"{{"bomFormat": "CycloneDX", "components": [{{"bom-ref": "{HELLO}"}}], "dependencies": {deps}}}"#)
     };
     for (deps, text) in [
-        ("{}", "dependencies must be an array"),
-        ("[3]", "dependencies[0] must be an object"),
-        (r#"[{"dependsOn": []}]"#, "no string \"ref\""),
-        (&format!(r#"[{{"ref": "{HELLO}", "dependsOn": "x"}}]"#), "dependsOn must be an array"),
-        (&format!(r#"[{{"ref": "{HELLO}", "dependsOn": [1]}}]"#), "dependsOn must hold strings"),
+        ("{}", "dependencies: invalid type: map"),
+        ("[3]", "dependencies[0]: invalid type: integer"),
+        (r#"[{"dependsOn": []}]"#, "dependencies[0]: missing field `ref`"),
+        (&format!(r#"[{{"ref": "{HELLO}", "dependsOn": "x"}}]"#), "dependencies[0].dependsOn: invalid type: string"),
+        (
+            &format!(r#"[{{"ref": "{HELLO}", "dependsOn": [1]}}]"#),
+            "dependencies[0].dependsOn[0]: invalid type: integer",
+        ),
     ] {
         let e = err(None, &with_deps(deps));
         assert_eq!(e.code(), "malformed_sbom", "{deps}");
