@@ -21,4 +21,4 @@ pub use badge::badge_svg;
 pub use diff::diff;
 pub use error::UploadError;
 pub use summary::Percentages;
-pub use upload::{parse_upload, Format, Upload};
+pub use upload::{parse_upload, parse_upload_within, Format, Upload};

@@ -63,10 +63,17 @@ fn starts_with_brace(body: &str) -> bool {
     body.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']).starts_with('{')
 }
 
-/// Parses an upload whose `Content-Type` header is `content_type`.
+/// Parses an upload whose `Content-Type` header is `content_type`, of at most
+/// [`MAX_UPLOAD_BYTES`].
 pub fn parse_upload(content_type: Option<&str>, body: &[u8]) -> Result<Upload, UploadError> {
-    if body.len() > MAX_UPLOAD_BYTES {
-        return Err(UploadError::BodyTooLarge { max: MAX_UPLOAD_BYTES });
+    parse_upload_within(content_type, body, MAX_UPLOAD_BYTES)
+}
+
+/// As [`parse_upload`] with another body limit: the client reads SBOMs larger than the
+/// route takes, to send their paths in the compact form.
+pub fn parse_upload_within(content_type: Option<&str>, body: &[u8], max_bytes: usize) -> Result<Upload, UploadError> {
+    if body.len() > max_bytes {
+        return Err(UploadError::BodyTooLarge { max: max_bytes });
     }
     let declared = declared(content_type)?;
     let text = std::str::from_utf8(body).map_err(|_| UploadError::NotUtf8)?;

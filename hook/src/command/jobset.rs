@@ -6,7 +6,9 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use nhc_core::jobset::{EvaluationDiff, EvaluationItem, EvaluationPage, MAX_EVALUATION_PATHS, MAX_PAGE_LIMIT};
+use nhc_core::jobset::{
+    EvaluationDiff, EvaluationItem, EvaluationPage, MAX_EVALUATION_PATHS, MAX_PAGE_LIMIT, MAX_UPLOAD_BYTES,
+};
 use nhc_core::{DrvPath, JobsetName, ReproStatus, Rev, StorePath, Summary};
 use nhc_jobset::upload::output_name_from_path;
 use nhc_jobset::{Percentages, UploadError};
@@ -275,6 +277,25 @@ fn gather(store: &mut Store, src: &Source) -> Result<Body, CommandError> {
     }
 }
 
+/// `body`, or when it is over `max` bytes (an SBOM is much larger than its paths: a
+/// 250,000-component one exceeds the route's limit) its `items` in the compact form,
+/// with their derivations and output names but without the SBOM's dependency edges.
+fn within_limit(body: Body, items: &[EvaluationItem], max: usize) -> Result<Body, CommandError> {
+    if body.bytes.len() <= max {
+        return Ok(body);
+    }
+    let compact = json_body(items)?;
+    log::warn(&format!(
+        "the upload is {:.1} MB, over the server's {:.1} MB: sending its {} paths ({:.1} MB) without the SBOM's \
+         dependency edges",
+        body.bytes.len() as f64 / 1e6,
+        max as f64 / 1e6,
+        items.len(),
+        compact.bytes.len() as f64 / 1e6
+    ));
+    Ok(compact)
+}
+
 /// Upload progress on a terminal: `uploading 3.1 / 20.0 MB (15%)`, redrawn in place.
 struct Bar {
     on: bool,
@@ -309,7 +330,8 @@ fn push(cfg: &Config, loc: &StoreLocation, args: PushArgs) -> Exit {
     let mut store = Store::new(loc.clone());
     let body = gather(&mut store, &args.source)?;
     // The server's own rules, so that a bad file fails here, before the upload.
-    let upload = nhc_jobset::parse_upload(Some(body.content_type), &body.bytes)?;
+    let upload = nhc_jobset::parse_upload_within(Some(body.content_type), &body.bytes, usize::MAX)?;
+    let body = within_limit(body, &upload.items, MAX_UPLOAD_BYTES)?;
     let mut note = format!("{} paths", upload.items.len());
     if !upload.edges.is_empty() {
         note.push_str(&format!(", {} dependency edges", upload.edges.len()));

@@ -304,3 +304,19 @@ fn diff_asks_what_changed_from_rev1_to_rev2() {
         format!("+ {GLIBC_BIN}\n- {SRC}\n~ hello-2.12.1: one_builder -> reproduced ({HELLO})\n1 added, 1 removed, 1 changed\n")
     );
 }
+
+/// An SBOM over the route's limit is sent as its paths (the edges are lost, the
+/// derivations and output names kept); one within the limit as it is.
+#[test]
+fn an_sbom_over_the_limit_is_sent_as_its_paths() {
+    let sbom =
+        std::fs::read(format!("{}/../testdata/jobsets/sbomnix-runtime.cdx.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let u = nhc_jobset::parse_upload(Some("application/json"), &sbom).unwrap();
+    let body = || Body { content_type: "application/json", bytes: sbom.clone() };
+    assert_eq!(within_limit(body(), &u.items, sbom.len()).unwrap().bytes, sbom);
+    let small = within_limit(body(), &u.items, sbom.len() - 1).unwrap();
+    assert!(small.bytes.len() < sbom.len() / 2, "{}", small.bytes.len());
+    let again = nhc_jobset::parse_upload(Some(small.content_type), &small.bytes).unwrap();
+    assert_eq!(again.items, u.items);
+    assert!(again.edges.is_empty() && !u.edges.is_empty());
+}
