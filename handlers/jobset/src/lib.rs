@@ -6,6 +6,7 @@
 //!   format (a plain list of store paths, `{"paths": [...]}`, a CycloneDX SBOM), into
 //!   de-duplicated items and edges, or an [`UploadError`] with a stable code;
 //! - [`diff`]: what changed between two evaluations;
+//! - [`query`]: the query string of an evaluation's page and its cursor;
 //! - [`summary`]: percentages of a summary;
 //! - [`badge`]: the SVG badge.
 //!
@@ -14,11 +15,13 @@
 pub mod badge;
 pub mod diff;
 mod error;
+pub mod query;
 pub mod summary;
 pub mod upload;
 
 pub use badge::badge_svg;
 pub use diff::diff;
 pub use error::UploadError;
+pub use query::{parse_page_query, PageQuery, QueryError};
 pub use summary::Percentages;
 pub use upload::{parse_upload, parse_upload_within, Format, Upload};
