@@ -77,12 +77,14 @@ pub fn parse_upload_within(content_type: Option<&str>, body: &[u8], max_bytes: u
     }
     let declared = declared(content_type)?;
     let text = std::str::from_utf8(body).map_err(|_| UploadError::NotUtf8)?;
+    // A byte-order mark (editors on Windows write one) is not part of the first line.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let json = match declared {
         Declared::Json => true,
         Declared::Text | Declared::Unknown => starts_with_brace(text),
     };
     if json {
-        parse_json(text.trim_start_matches('\u{feff}'))
+        parse_json(text)
     } else {
         parse_plain(text)
     }

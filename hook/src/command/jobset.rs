@@ -205,7 +205,8 @@ pub(crate) fn build_closure_items(store: &mut Store, drvs: &[DrvPath]) -> Result
 /// replaced by the derivation's outputs (the server takes output paths only).
 fn paths_from(store: &mut Store, text: Vec<u8>) -> Result<Body, CommandError> {
     let s = std::str::from_utf8(&text).map_err(|_| UploadError::NotUtf8)?;
-    if s.trim_start_matches('\u{feff}').trim_start().starts_with('{') {
+    let s = s.strip_prefix('\u{feff}').unwrap_or(s);
+    if s.trim_start().starts_with('{') {
         return Ok(Body { content_type: "application/json", bytes: text });
     }
     let mut drvs = Vec::new();

@@ -52,6 +52,11 @@ fn plain_list_as_nix_store_prints_it() {
     // CRLF, indentation, duplicates, comments.
     let u = parse_upload(None, format!("  {HELLO}\r\n#x\r\n\r\n{HELLO}\n\t{GLIBC}  \n# {LIBIDN2}").as_bytes()).unwrap();
     assert_eq!(paths(&u), [HELLO, GLIBC]);
+    // A byte-order mark is not part of the first path.
+    let u = parse_upload(Some("text/plain"), format!("\u{feff}{HELLO}\n").as_bytes()).unwrap();
+    assert_eq!(paths(&u), [HELLO]);
+    let u = parse_upload(None, format!("\u{feff}{{\"paths\": [\"{HELLO}\"]}}").as_bytes()).unwrap();
+    assert_eq!(paths(&u), [HELLO]);
 }
 
 #[test]
