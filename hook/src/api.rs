@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use nhc_core::api::{DerivationReport, ErrorBody, OutputReport, StatusRequest, StatusResponse, SubmitResponse};
-use nhc_core::{DrvPath, StorePath};
+use nhc_core::jobset::{EvaluationDiff, EvaluationPage, JobsetDetail, PutEvaluationResponse};
+use nhc_core::{DrvPath, JobsetName, ReproStatus, Rev, StorePath};
 use serde::de::DeserializeOwned;
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
@@ -324,6 +325,73 @@ impl Client {
         self.post_json("/v1/status", &StatusRequest { paths: paths.to_vec() })
     }
 
+    /// `PUT /v1/jobsets/{name}/evaluations/{rev}` with an upload body of type
+    /// `content_type`, as the given (jobset or admin) token. `progress(sent, total)` is
+    /// called as the body goes out. Returns whether the evaluation is new (201) or
+    /// replaced one (200), and the server's answer.
+    pub fn put_evaluation(
+        &self,
+        token: &Token,
+        jobset: &JobsetName,
+        rev: &Rev,
+        content_type: &str,
+        body: &[u8],
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<(bool, PutEvaluationResponse), ApiError> {
+        let url = format!("{}/v1/jobsets/{jobset}/evaluations/{rev}", self.base);
+        let total = body.len() as u64;
+        let mut reader = Progress { inner: body, sent: 0, total, report: progress };
+        // A Content-Length, so the body is not chunked (and a proxy knows its size).
+        let resp = self
+            .agent
+            .put(&url)
+            .header("Authorization", &format!("Bearer {}", token.as_str()))
+            .header("Content-Type", content_type)
+            .header("Content-Length", &total.to_string())
+            .send(ureq::SendBody::from_reader(&mut reader));
+        match self.answer(&url, resp)? {
+            (status @ 200..=299, text) => Ok((status == 201, Client::decode(&url, &text)?)),
+            (status, text) => Err(Client::failed(&url, status, text)),
+        }
+    }
+
+    /// `GET /v1/jobsets/{name}`; `None` for an unknown jobset.
+    pub fn jobset(&self, jobset: &JobsetName) -> Result<Option<JobsetDetail>, ApiError> {
+        self.get_json(&format!("/v1/jobsets/{jobset}"))
+    }
+
+    /// One page of `GET /v1/jobsets/{name}/evaluations/{rev}`, with only the paths in
+    /// `statuses` (all when empty); `None` for an unknown jobset or evaluation.
+    pub fn evaluation_page(
+        &self,
+        jobset: &JobsetName,
+        rev: &Rev,
+        statuses: &[ReproStatus],
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Option<EvaluationPage>, ApiError> {
+        let mut q = format!("limit={limit}");
+        if !statuses.is_empty() {
+            let s: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+            q.push_str(&format!("&status={}", s.join(",")));
+        }
+        if let Some(c) = cursor {
+            q.push_str(&format!("&cursor={}", percent_encode(c)));
+        }
+        self.get_json(&format!("/v1/jobsets/{jobset}/evaluations/{rev}?{q}"))
+    }
+
+    /// `GET /v1/jobsets/{name}/evaluations/{rev}/diff/{other}`: what changed from
+    /// `other` to `rev`; `None` when the jobset or either evaluation is unknown.
+    pub fn evaluation_diff(
+        &self,
+        jobset: &JobsetName,
+        rev: &Rev,
+        other: &Rev,
+    ) -> Result<Option<EvaluationDiff>, ApiError> {
+        self.get_json(&format!("/v1/jobsets/{jobset}/evaluations/{rev}/diff/{other}"))
+    }
+
     /// Reads a response: its status and (bounded) body, or what it means when it is a
     /// redirect.
     fn answer(
@@ -371,6 +439,36 @@ impl Client {
             (status, text) => Err(Client::failed(&url, status, text)),
         }
     }
+}
+
+/// A body being sent, reporting how much of it has gone.
+struct Progress<'a, 'b> {
+    inner: &'a [u8],
+    sent: u64,
+    total: u64,
+    report: &'b mut dyn FnMut(u64, u64),
+}
+
+impl std::io::Read for Progress<'_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = std::io::Read::read(&mut self.inner, buf)?;
+        self.sent += n as u64;
+        (self.report)(self.sent, self.total);
+        Ok(n)
+    }
+}
+
+/// `s` for a query string: everything but unreserved characters percent-encoded.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::command::{self, flush, hash, keygen, pubkey, status, submit, with_config};
+use crate::command::{self, flush, hash, jobset, keygen, pubkey, status, submit, with_config};
 use crate::config;
 use crate::log;
 
@@ -27,6 +27,7 @@ enum Cmd {
     Submit(submit::Args),
     Flush(flush::Args),
     Status(status::Args),
+    Jobset(jobset::Args),
 }
 
 /// The `nhc` binary; returns its exit status.
@@ -39,6 +40,7 @@ pub fn main() -> i32 {
         Cmd::Submit(a) => with_config(|cfg| submit::run(cfg, a)),
         Cmd::Flush(a) => with_config(|cfg| flush::run(cfg, a)),
         Cmd::Status(a) => with_config(|cfg| status::run(cfg, a)),
+        Cmd::Jobset(a) => with_config(|cfg| jobset::run(cfg, a)),
     };
     r.unwrap_or_else(|e: command::CommandError| {
         log::error(&e.to_string());

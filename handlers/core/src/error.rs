@@ -24,6 +24,12 @@ pub enum ParseError {
     BuilderName(String),
     #[error("invalid output name: {0}")]
     OutputName(String),
+    #[error("invalid jobset name: {0}")]
+    JobsetName(String),
+    #[error("invalid revision: {0}")]
+    Rev(String),
+    #[error("invalid status: {0}")]
+    Status(String),
 }
 
 /// Shortens and quotes a hostile or huge input so that it can be echoed in an error.

@@ -6,6 +6,7 @@
 pub mod api;
 mod error;
 pub mod fingerprint;
+pub mod jobset;
 pub mod keys;
 pub mod names;
 pub mod nar_hash;
@@ -17,6 +18,7 @@ pub mod time;
 
 pub use error::ParseError;
 pub use fingerprint::fingerprint;
+pub use jobset::{JobsetName, Rev, Summary};
 pub use keys::{verify_all, KeyName, PublicKey, SecretKey, Signature};
 pub use names::{BuilderName, OutputName};
 pub use nar_hash::NarHash;

@@ -19,6 +19,25 @@ pub enum ReproStatus {
 }
 
 impl ReproStatus {
+    /// The five states, best first.
+    pub const ALL: [ReproStatus; 5] = [
+        ReproStatus::Reproduced,
+        ReproStatus::PartiallyReproduced,
+        ReproStatus::NotReproduced,
+        ReproStatus::OneBuilder,
+        ReproStatus::NoBuilds,
+    ];
+
+    /// The inverse of [`ReproStatus::as_str`] (query strings such as `status=a,b`).
+    pub fn parse(s: &str) -> Result<Self, crate::ParseError> {
+        ReproStatus::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| {
+            crate::ParseError::Status(format!(
+                "{}: must be one of reproduced, partially_reproduced, not_reproduced, one_builder, no_builds",
+                crate::error::quote(s)
+            ))
+        })
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ReproStatus::NoBuilds => "no_builds",
@@ -101,6 +120,8 @@ mod tests {
     fn serializes_snake_case() {
         for s in [NoBuilds, OneBuilder, Reproduced, PartiallyReproduced, NotReproduced] {
             assert_eq!(serde_json::to_value(s).unwrap(), serde_json::Value::String(s.as_str().into()));
+            assert_eq!(ReproStatus::parse(s.as_str()).unwrap(), s);
         }
+        assert!(ReproStatus::parse("Reproduced").is_err());
     }
 }

@@ -1,7 +1,7 @@
 //! Nix's SQLite database, opened read-only: what Nix recorded about valid paths
 //! (NAR hash, NAR size, references, deriver), the outputs of derivations, closures.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -93,6 +93,28 @@ impl NixDb {
         }
         Ok(out)
     }
+
+    /// `roots` and everything they reference, transitively, each with its deriver as
+    /// Nix recorded it (one query per root, for `nhc jobset push --closure`). A root
+    /// that is not a valid path adds nothing.
+    pub fn closure_with_derivers(&self, roots: &[StorePath]) -> Result<BTreeMap<StorePath, Option<DrvPath>>, Error> {
+        let mut st = self.conn.prepare_cached(
+            "WITH RECURSIVE c(id) AS (SELECT id FROM ValidPaths WHERE path = ?1 \
+             UNION SELECT r.reference FROM Refs r JOIN c ON r.referrer = c.id) \
+             SELECT v.path, v.deriver FROM c JOIN ValidPaths v ON v.id = c.id",
+        )?;
+        let mut out = BTreeMap::new();
+        for root in roots {
+            let rows =
+                st.query_map([root.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)))?;
+            for row in rows {
+                let (path, deriver) = row?;
+                let deriver = deriver.filter(|d| !d.is_empty()).and_then(|d| DrvPath::parse(&d).ok());
+                out.insert(StorePath::parse(&path)?, deriver);
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
@@ -159,7 +181,13 @@ pub(crate) mod tests {
         assert_eq!(outs.len(), 1);
         assert_eq!((outs[0].0.as_str(), &outs[0].1), ("out", &refs));
         assert_eq!(db.closure(std::slice::from_ref(&refs)).unwrap().len(), 3);
-        assert_eq!(db.closure(&[hello]).unwrap().len(), 1);
+        assert_eq!(db.closure(std::slice::from_ref(&hello)).unwrap().len(), 1);
+        let with = db.closure_with_derivers(std::slice::from_ref(&refs)).unwrap();
+        assert_eq!(with.len(), 3);
+        assert_eq!(with[&refs].as_ref().unwrap().as_str(), "/nix/store/k8idmbww8dxy0paa2y9a0vv7a67bp6qg-refs.drv");
+        assert_eq!(with[&hello].as_ref().unwrap().as_store_path().name(), "hello.drv");
+        assert!(with.values().filter(|d| d.is_none()).count() == 1); // tree has none
+        assert!(db.closure_with_derivers(std::slice::from_ref(&missing)).unwrap().is_empty());
         assert!(matches!(NixDb::open(&dir.path().join("none.sqlite")), Err(Error::DbMissing(_))));
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod flush;
 pub mod hash;
+pub mod jobset;
 pub mod keygen;
 pub mod pubkey;
 pub mod status;
@@ -46,6 +47,13 @@ pub enum CommandError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+    /// An upload the server would refuse (checked before sending).
+    #[error(transparent)]
+    Upload(#[from] nhc_jobset::UploadError),
+    /// A mistake in the arguments found after parsing them, or an answer that names
+    /// nothing (an unknown jobset or evaluation).
+    #[error("{0}")]
+    Usage(String),
 }
 
 /// What a command returns: its exit status, or why it failed.

@@ -54,6 +54,8 @@ impl fmt::Debug for Token {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
     Env(&'static str),
+    /// A command-line flag.
+    Flag(&'static str),
     File(PathBuf, &'static str),
 }
 
@@ -61,6 +63,7 @@ impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Source::Env(name) => write!(f, "${name}"),
+            Source::Flag(name) => f.write_str(name),
             Source::File(path, key) => write!(f, "`{key}` in {}", path.display()),
         }
     }
@@ -104,6 +107,13 @@ pub enum ConfigError {
     NoToken,
     #[error("cannot read the {what} file {} ({from}): {source}", .path.display())]
     ReadSecret { what: &'static str, path: PathBuf, from: Source, source: std::io::Error },
+    #[error(
+        "no jobset token: set ${} (or ${}) to the jobset's token (`nhc-server jobset token NAME`) or the admin \
+         token, or pass --token-file",
+        JOBSET_TOKEN_FILE.env,
+        JOBSET_TOKEN.env
+    )]
+    NoJobsetToken,
     #[error("the token is empty")]
     EmptyToken,
     #[error("the token holds spaces or control characters")]
@@ -261,6 +271,7 @@ pub struct Config {
     /// Why `server` is unusable, when it is (reported as MISCONFIGURED).
     server_error: Option<BadServer>,
     token: Option<ValueOrFile>,
+    jobset_token: Option<ValueOrFile>,
     secret_key: Option<ValueOrFile>,
     pub spool: PathBuf,
     pub async_mode: bool,
@@ -280,6 +291,7 @@ impl fmt::Debug for Config {
             .field("server", &self.server.as_deref().map(redact_url))
             .field("server_error", &self.server_error)
             .field("token", &self.token)
+            .field("jobset_token", &self.jobset_token)
             .field("secret_key", &self.secret_key)
             .field("spool", &self.spool)
             .field("async_mode", &self.async_mode)
@@ -361,6 +373,7 @@ impl Config {
             }
         };
         let token = secret(&TOKEN, &TOKEN_FILE);
+        let jobset_token = secret(&JOBSET_TOKEN, &JOBSET_TOKEN_FILE);
         let secret_key = secret(&SECRET_KEY, &SECRET_KEY_FILE);
         let mut flag = |s: &Setting| -> bool {
             match setting(s) {
@@ -393,6 +406,7 @@ impl Config {
             server: server.map(|(s, _)| s),
             server_error,
             token,
+            jobset_token,
             secret_key,
             spool: setting(&SPOOL).map(|(v, _)| PathBuf::from(v)).unwrap_or_else(|| default_spool(env, root)),
             async_mode,
@@ -421,7 +435,20 @@ impl Config {
 
     /// The builder token; an error names the setting to fix.
     pub fn token(&self) -> Result<Token, ConfigError> {
-        let t = Config::read(self.token.as_ref().ok_or(ConfigError::NoToken)?, "token")?;
+        Config::check_token(Config::read(self.token.as_ref().ok_or(ConfigError::NoToken)?, "token")?)
+    }
+
+    /// The token that uploads evaluations (a jobset's or the admin's): `file` when
+    /// given (`--token-file`), else the jobset-token settings.
+    pub fn jobset_token(&self, file: Option<&std::path::Path>) -> Result<Token, ConfigError> {
+        let v = match file {
+            Some(f) => ValueOrFile::File(f.to_path_buf(), Source::Flag("--token-file")),
+            None => self.jobset_token.clone().ok_or(ConfigError::NoJobsetToken)?,
+        };
+        Config::check_token(Config::read(&v, "jobset token")?)
+    }
+
+    fn check_token(t: String) -> Result<Token, ConfigError> {
         if t.is_empty() {
             return Err(ConfigError::EmptyToken);
         }

@@ -46,6 +46,21 @@ pub const TOKEN_FILE: Setting = Setting {
     default: "none",
     meaning: "a file holding the token (whitespace around it is ignored)",
 };
+pub const JOBSET_TOKEN: Setting = Setting {
+    env: "HASH_COLLECTION_JOBSET_TOKEN",
+    key: Some("jobset_token"),
+    kind: Kind::Text,
+    default: "none",
+    meaning: "the token `nhc jobset push` uploads evaluations with: one jobset's token (`nhc-server jobset token`) \
+              or the admin token",
+};
+pub const JOBSET_TOKEN_FILE: Setting = Setting {
+    env: "HASH_COLLECTION_JOBSET_TOKEN_FILE",
+    key: Some("jobset_token_file"),
+    kind: Kind::Text,
+    default: "none",
+    meaning: "a file holding that token (`nhc jobset push --token-file` wins over both)",
+};
 pub const SECRET_KEY: Setting = Setting {
     env: "HASH_COLLECTION_SECRET_KEY",
     key: Some("secret_key"),
@@ -131,6 +146,8 @@ pub const SETTINGS: &[&Setting] = &[
     &SERVER,
     &TOKEN,
     &TOKEN_FILE,
+    &JOBSET_TOKEN,
+    &JOBSET_TOKEN_FILE,
     &SECRET_KEY,
     &SECRET_KEY_FILE,
     &SPOOL,
