@@ -72,9 +72,10 @@ impl NarInfo {
         let (mut nar_hash, mut nar_size, mut references, mut deriver, mut system, mut ca) =
             (None, None, None, None, None, None);
         let (mut signatures, mut unparsed_signatures) = (Vec::new(), Vec::new());
-        // Lines end in `\n` or `\r\n`, the last one too: `str::lines` would keep the `\r`
-        // of a last line without `\n`, which then would not survive writing back.
-        for (i, line) in text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).enumerate() {
+        // Lines end in `\n`, `\r` before it is ignored, the last line's too: a value
+        // ending in `\r` would not read back the same once written (`str::lines` drops
+        // one `\r` before a `\n` but keeps one at the end of the text).
+        for (i, line) in text.split('\n').map(|l| l.trim_end_matches('\r')).enumerate() {
             if line.is_empty() {
                 continue;
             }
@@ -264,10 +265,10 @@ mod tests {
     }
 
     /// Found by `fuzz/` (target narinfo): a last line ending in a lone `\r` kept it in the
-    /// value, and the narinfo written back then parsed to another value.
+    /// value, and so did `\r\r\n`; the narinfo written back then parsed to another value.
     #[test]
     fn a_carriage_return_ends_the_last_line_as_it_ends_the_others() {
-        for ending in ["\r", "\r\n"] {
+        for ending in ["\r", "\r\n", "\r\r\r\n\r"] {
             let info = NarInfo::parse(&sample(&format!("Sig: other:x{ending}"))).unwrap();
             assert_eq!(info.unparsed_signatures, ["other:x"], "{ending:?}");
             assert_eq!(NarInfo::parse(&info.to_string()).unwrap(), info);
