@@ -16,6 +16,7 @@ fi
 
 step "format and lints"
 cargo fmt --all -- --check
+(cd fuzz && cargo fmt -- --check)
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo check --locked -p nhc-handlers --target wasm32-unknown-unknown
 cargo clippy --locked -p nhc-handlers -p nhc-worker --target wasm32-unknown-unknown -- -D warnings
@@ -25,6 +26,9 @@ nix/check.sh
 
 step "unit and integration tests"
 cargo test --workspace --locked
+
+step "fuzz targets: every parser of outside bytes, ${NHC_FUZZ_SECONDS:=10}s each from fuzz/corpus/ (scripts/fuzz)"
+NHC_FUZZ_SECONDS=$NHC_FUZZ_SECONDS scripts/fuzz
 
 step "the hook and client end to end: real Nix 2.8 building with nhc-hook against nhc-server (hook/e2e.sh)"
 hook/e2e.sh

@@ -25,3 +25,9 @@ mod testutil;
 pub use cli::main as nhc_main;
 /// The `nhc-hook` binary: always exits 0.
 pub use hook::main as hook_main;
+
+/// For `fuzz/` only (not an API): the config file parser, see `Config::fuzz_file`.
+#[doc(hidden)]
+pub fn fuzz_config_file(text: &str) -> bool {
+    config::Config::fuzz_file(text).is_ok()
+}

@@ -72,7 +72,10 @@ impl NarInfo {
         let (mut nar_hash, mut nar_size, mut references, mut deriver, mut system, mut ca) =
             (None, None, None, None, None, None);
         let (mut signatures, mut unparsed_signatures) = (Vec::new(), Vec::new());
-        for (i, line) in text.lines().enumerate() {
+        // Lines end in `\n`, `\r` before it is ignored, the last line's too: a value
+        // ending in `\r` would not read back the same once written (`str::lines` drops
+        // one `\r` before a `\n` but keeps one at the end of the text).
+        for (i, line) in text.split('\n').map(|l| l.trim_end_matches('\r')).enumerate() {
             if line.is_empty() {
                 continue;
             }
@@ -259,6 +262,21 @@ mod tests {
         let impostor = SecretKey::from_seed(KeyName::parse("test-1").unwrap(), [8; 32]);
         assert_eq!(info.valid_signatures_by(&impostor.public_key()).count(), 0);
         assert_eq!(info.valid_signatures_by(&key).count(), 1);
+    }
+
+    /// Found by `fuzz/` (target narinfo): a last line ending in a lone `\r` kept it in the
+    /// value, and so did `\r\r\n`; the narinfo written back then parsed to another value.
+    #[test]
+    fn a_carriage_return_ends_the_last_line_as_it_ends_the_others() {
+        for ending in ["\r", "\r\n", "\r\r\r\n\r"] {
+            let info = NarInfo::parse(&sample(&format!("Sig: other:x{ending}"))).unwrap();
+            assert_eq!(info.unparsed_signatures, ["other:x"], "{ending:?}");
+            assert_eq!(NarInfo::parse(&info.to_string()).unwrap(), info);
+        }
+        // Inside a value a `\r` is part of it, and is written back.
+        let info = NarInfo::parse(&sample("Sig: a\rb\n")).unwrap();
+        assert_eq!(info.unparsed_signatures, ["a\rb"]);
+        assert_eq!(NarInfo::parse(&info.to_string()).unwrap(), info);
     }
 
     #[test]

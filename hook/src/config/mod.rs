@@ -343,6 +343,17 @@ impl Config {
                 found
             }
         };
+        Config::resolve(env, root, found, warnings)
+    }
+
+    /// The configuration from `env` and the config file's text, if one was found:
+    /// everything of [`Config::load_from`] but reading the file.
+    fn resolve(
+        env: &dyn Env,
+        root: bool,
+        found: Option<(PathBuf, String)>,
+        mut warnings: Vec<Warning>,
+    ) -> Result<Config, ConfigError> {
         let (file, mut values) = match found {
             Some((path, text)) => {
                 let (values, unknown) = parse_file(&text)
@@ -416,6 +427,26 @@ impl Config {
             timeout: timeout.max(connect_timeout),
             warnings,
         })
+    }
+
+    /// For `fuzz/` only: resolves `text` as the config file with an empty environment
+    /// and renders every message a user could see, so that a panic anywhere shows.
+    #[doc(hidden)]
+    pub fn fuzz_file(text: &str) -> Result<Config, ConfigError> {
+        let env = BTreeMap::new();
+        let config =
+            Config::resolve(&env, false, Some((PathBuf::from("/fuzz/config.toml"), text.to_owned())), Vec::new());
+        match &config {
+            Ok(c) => {
+                let _ = format!("{c:?}");
+                c.warnings.iter().for_each(|w| drop(w.to_string()));
+                if let Some(bad) = c.misconfiguration() {
+                    let _ = bad.to_string();
+                }
+            }
+            Err(e) => drop(e.to_string()),
+        }
+        config
     }
 
     /// What makes the client unable to send, if anything (reported loudly as
