@@ -381,6 +381,8 @@ pub fn raise_fd_limit() -> Option<u64> {
             }
         }
     }
+    // rlim_t is u64 on Linux but not everywhere.
+    #[allow(clippy::unnecessary_cast)]
     Some(lim.rlim_cur as u64)
 }
 

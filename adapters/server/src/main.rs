@@ -86,8 +86,9 @@ struct ServeArgs {
     /// last commits on power loss (never on a crash of the server) and is faster.
     #[arg(long, env = "NHC_SQLITE_SYNC", default_value = "full", value_parser = ["full", "normal"])]
     sqlite_sync: String,
+    // Boxed: it is most of the command line's size, parsed once.
     #[command(flatten)]
-    limits: settings::LimitArgs,
+    limits: Box<settings::LimitArgs>,
     #[command(flatten)]
     observability: settings::ObservabilityArgs,
 }
