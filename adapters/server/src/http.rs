@@ -356,6 +356,9 @@ async fn watchdog(tracker: &Tracker, state: &ConnState, limits: &Limits) -> Opti
             Some(idle) => limit - Duration::from_millis(idle),
             None => limit,
         };
+        // The first request may start while waiting on the header timeout: look
+        // again within the shorter limit so the idle timeout applies from then on.
+        let wait = wait.min(limits.idle_timeout.min(limits.header_read_timeout));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = state.evict.notified() => return None,
