@@ -20,6 +20,12 @@ pub struct Config {
     /// `NHC_DB_ACQUIRE_TIMEOUT_MS` (default 5000): how long a request waits for the
     /// database before it answers 503.
     pub acquire_timeout: Duration,
+    /// `NHC_METRICS` (default true): serve `GET /metrics` (this instance's counts).
+    pub metrics: bool,
+    /// `NHC_BUILDER_RATE` (default 20, 0 = off) and `NHC_BUILDER_BURST` (default 40):
+    /// requests per second per builder token before 429, counted per instance.
+    pub builder_rate: f64,
+    pub builder_burst: f64,
 }
 
 impl Config {
@@ -34,6 +40,13 @@ impl Config {
             admin_token: var("NHC_ADMIN_TOKEN"),
             max_connections: number("NHC_DB_CONNECTIONS", 2)?.clamp(1, 100) as u32,
             acquire_timeout: Duration::from_millis(number("NHC_DB_ACQUIRE_TIMEOUT_MS", 5000)?),
+            metrics: match var("NHC_METRICS").as_deref().map(str::trim) {
+                None | Some("true" | "1") => true,
+                Some("false" | "0") => false,
+                Some(v) => return Err(format!("NHC_METRICS must be true or false, not {v:?}")),
+            },
+            builder_rate: number("NHC_BUILDER_RATE", 20)? as f64,
+            builder_burst: number("NHC_BUILDER_BURST", 40)?.max(1) as f64,
         })
     }
 }
@@ -55,5 +68,13 @@ pub async fn app(config: &Config) -> Result<nhc_handlers::axum::Router, String> 
     };
     let store = SqlStore::connect(&config.database_url, &opts).await.map_err(|e| e.to_string())?;
     let state = AppState::new(Arc::new(store), clock(), config.admin_token.as_deref());
-    Ok(nhc_handlers::router(state))
+    // One request at a time per instance: reserved concurrency (template.yaml) is the
+    // concurrency limit, so no shedding here; ids, metrics and the builder rate stay.
+    let guard = nhc_guard::GuardConfig {
+        shed: nhc_guard::ShedConfig { concurrency: [0; 5], anonymous_body_bytes: 0, ..Default::default() },
+        rate: nhc_guard::RateConfig { per_second: config.builder_rate, burst: config.builder_burst },
+        metrics_endpoint: config.metrics,
+    };
+    let guard = nhc_guard::Guard::new(guard, Arc::new(nhc_guard::Metrics::new()));
+    Ok(guard.wrap(nhc_handlers::router(state)))
 }

@@ -10,7 +10,8 @@ async fn main() -> Result<(), lambda_http::Error> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .without_time()
-        .with_current_span(false)
+        .with_current_span(true)
+        .with_span_list(false)
         .init();
     let config = nhc_lambda::Config::from_env()?;
     let app = nhc_lambda::app(&config).await?;

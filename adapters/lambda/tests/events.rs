@@ -216,6 +216,9 @@ async fn a_database_that_is_down_is_a_503_not_a_crash() {
         admin_token: Some(ADMIN.into()),
         max_connections: 1,
         acquire_timeout: std::time::Duration::from_millis(300),
+        metrics: true,
+        builder_rate: 20.0,
+        builder_burst: 40.0,
     };
     let app = nhc_lambda::app(&config).await.expect("the cold start does not need the database");
     for req in
@@ -224,5 +227,12 @@ async fn a_database_that_is_down_is_a_503_not_a_crash() {
         let r = call(&app, Shape::FunctionUrl, &req).await;
         assert_eq!(r.status, 503, "{}", r.body);
         assert_eq!(json_of(&r)["error"], json!("unavailable"));
+        // Every error body names its request, as the x-request-id header does.
+        assert!(json_of(&r)["request_id"].as_str().is_some_and(|id| !id.is_empty()), "{}", r.body);
     }
+    // The metrics counted both answers, by route class and status code.
+    let r = call(&app, Shape::FunctionUrl, &get("/metrics")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("nhc_http_requests_total{class=\"health\",code=\"503\"} 1\n"), "{}", r.body);
+    assert!(r.body.contains("nhc_submissions_rejected_total{reason=\"unavailable\"} 1\n"), "{}", r.body);
 }

@@ -2,6 +2,7 @@
 //! builders from the command line, on SQLite (default) or PostgreSQL.
 
 mod http;
+mod settings;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -85,6 +86,11 @@ struct ServeArgs {
     /// last commits on power loss (never on a crash of the server) and is faster.
     #[arg(long, env = "NHC_SQLITE_SYNC", default_value = "full", value_parser = ["full", "normal"])]
     sqlite_sync: String,
+    // Boxed: it is most of the command line's size, parsed once.
+    #[command(flatten)]
+    limits: Box<settings::LimitArgs>,
+    #[command(flatten)]
+    observability: settings::ObservabilityArgs,
 }
 
 #[derive(Subcommand)]
@@ -122,14 +128,7 @@ enum TokenCommand {
 fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    settings::init_logging(matches!(&cli.command, Command::Serve(a) if a.observability.log_format == "json"));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -249,12 +248,23 @@ async fn serve(database: &str, args: ServeArgs) -> Result<(), String> {
         tracing::warn!("NHC_ADMIN_TOKEN is not set: the admin API is disabled (use `nhc-server user add`)");
     }
     let app = nhc_handlers::router(state).layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response));
+    let metrics = Arc::new(nhc_guard::Metrics::new());
+    let guard = nhc_guard::Guard::new(args.limits.guard(args.observability.metrics), metrics.clone());
+    let app = guard.wrap(app);
+    let limits = args.limits.listener();
+    match http::raise_fd_limit() {
+        Some(n) if (limits.max_connections as u64).saturating_add(64) > n => tracing::warn!(
+            "--max-connections {} is near the open-file limit {n}: the server may run out of descriptors",
+            limits.max_connections
+        ),
+        _ => {}
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(database = store.backend(), "listening on http://{local}");
-    http::serve(listener, app, shutdown_signal()).await;
+    http::serve(listener, app, limits, metrics, shutdown_signal()).await;
     tracing::info!("shutting down");
     store.close().await;
     Ok(())
