@@ -32,6 +32,9 @@ hook/e2e.sh
 step "build the conformance suite and the server"
 cargo build --locked -p nhc-conformance -p nhc-server
 
+step "crash tests: nhc-server killed under concurrent submits (SQLite, PostgreSQL); the spool and nhc flush killed (scripts/resilience)"
+scripts/resilience
+
 export NHC_NIX=require NHC_CARGO_PROFILE=dev
 step "conformance: nhc-server on SQLite"
 scripts/conformance adapters/server/dev.sh
