@@ -351,12 +351,14 @@ pub fn run(addr: &str, admin: Option<&str>, seed: u64, server_pid: Option<u32>, 
                     }
                     let left = deadline.saturating_duration_since(Instant::now());
                     let mut buf = [0u8; 512];
-                    let closed = matches!(tokio::time::timeout(left, s.read(&mut buf)).await, Ok(_));
-                    let mut r = report.borrow_mut();
-                    r.hostile.idle_open -= 1;
+                    // Anything but the deadline means the server closed (or answered).
+                    let closed = tokio::time::timeout(left, s.read(&mut buf)).await.is_ok();
+                    {
+                        let mut r = report.borrow_mut();
+                        r.hostile.idle_open -= 1;
+                        r.hostile.idle_closed_by_server += u64::from(closed);
+                    }
                     if closed {
-                        r.hostile.idle_closed_by_server += 1;
-                        drop(r);
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 }
