@@ -204,12 +204,13 @@ pub fn run(bins: &Bins, label: &str, db: Db, dir: &std::path::Path, seed: u64, p
     }
     let s = shared.lock().map_err(|_| "a client thread panicked holding the lock")?;
     let mut problems = s.problems.clone();
-    verify(&ctx, &builders, &popular, &s, &mut problems)?;
+    let (whole, absent) = verify(&ctx, &builders, &popular, &s, &mut problems)?;
     let acked = s.subs.iter().filter(|x| x.acked()).count();
     let attestations: usize = s.subs.iter().map(|x| x.outs.len()).sum();
     eprintln!(
         "{label}: {rounds} kills under load at {kill_moments:?} ms, {startup_kills} more while starting; {} submissions \
-         ({attestations} attestations), {acked} acknowledged; {} transport errors, {} answers 503; {:.1} s",
+         ({attestations} attestations), {acked} acknowledged, of the others {whole} stored whole and {absent} not at \
+         all; {} transport errors, {} answers 503; {:.1} s",
         s.subs.len(),
         s.transport_errors,
         s.unavailable,
@@ -238,7 +239,7 @@ fn verify(
     popular: &[(StorePath, NarHash)],
     s: &Shared,
     problems: &mut Vec<String>,
-) -> Result<(), Failed> {
+) -> Result<(usize, usize), Failed> {
     // (builder, path) -> (submission, output): each belongs to one submission.
     let mut index: HashMap<(usize, &str), (usize, usize)> = HashMap::new();
     for (id, sub) in s.subs.iter().enumerate() {
@@ -276,6 +277,9 @@ fn verify(
             present[id] += 1;
         }
     }
+    let unacked = |want: usize| s.subs.iter().enumerate().filter(|(id, x)| !x.acked() && present[*id] == want).count();
+    let (whole, absent) =
+        (s.subs.iter().enumerate().filter(|(id, x)| !x.acked() && present[*id] == x.outs.len()).count(), unacked(0));
     for (id, sub) in s.subs.iter().enumerate() {
         let n = sub.outs.len();
         let stored: u64 = sub.attempts.iter().flatten().map(|(st, _)| st).sum();
@@ -309,5 +313,5 @@ fn verify(
             problems.push(format!("POST /v1/status counts {} builders for {p}, the rows {n}", v[p]["builders"]));
         }
     }
-    Ok(())
+    Ok((whole, absent))
 }
