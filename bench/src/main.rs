@@ -6,6 +6,7 @@
 mod dataset;
 mod driver;
 mod rss;
+mod soak;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,6 +59,9 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         builders: u64,
     },
+    /// Mixed load with hostile clients for a while, sampling `/health` latency and the
+    /// server's RSS (needs --server-pid); exits 1 when a bound is crossed.
+    Soak(soak::Args),
     /// Query random paths of a dataset made by `load` with the same seed.
     Read {
         #[arg(long, default_value_t = 250_000)]
@@ -72,6 +76,10 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let ds = Arc::new(Dataset { seed: cli.seed });
+    if let Command::Soak(args) = &cli.command {
+        let pass = soak::run(&cli.addr, cli.admin_token.as_deref(), cli.seed, cli.server_pid, args);
+        std::process::exit(if pass { 0 } else { 1 });
+    }
     let sampler = cli.server_pid.map(rss::Sampler::start);
     match cli.command {
         Command::Ingest { builders, outputs_per_request, attestations } => {
@@ -127,6 +135,7 @@ fn main() {
             println!("read: {}", stats.summary());
             report_failures(&stats);
         }
+        Command::Soak(_) => {}
     }
     if let Some(s) = sampler {
         let (max_rss, hwm) = s.stop();

@@ -11,7 +11,7 @@ pub struct Sampler {
     handle: JoinHandle<u64>,
 }
 
-fn status_kb(pid: u32, field: &str) -> Option<u64> {
+pub fn status_kb(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()

@@ -77,6 +77,20 @@ impl Ctx {
         Ok(Ctx { base: base.trim_end_matches('/').to_owned(), admin_token, agent, nix })
     }
 
+    /// A context for a server the caller runs itself (the resilience tests restart
+    /// theirs), with a shorter timeout than the suite's.
+    #[allow(dead_code)] // the suite itself uses from_env
+    pub fn new(base: &str, admin_token: &str, timeout: Duration) -> Ctx {
+        let agent =
+            ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(timeout)).build().into();
+        Ctx {
+            base: base.trim_end_matches('/').to_owned(),
+            admin_token: admin_token.to_owned(),
+            agent,
+            nix: NixMode::Skip,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
