@@ -220,8 +220,8 @@ nix key generate-secret --key-name e2e-unregistered-1 >"$T/c.sec"
 
 step "start nhc-server on $URL (SQLite $T/server.db) and register two builders"
 start_server
-"$bin/nhc-server" --database "$db" user add e2e-a --public-key "$(cat "$T/a.pub")" >"$T/a.token" 2>/dev/null
-"$bin/nhc-server" --database "$db" user add e2e-b --public-key "$(cat "$T/b.pub")" >"$T/b.token" 2>/dev/null
+"$bin/nhc-server" --database "$db" builder add e2e-a --public-key "$(cat "$T/a.pub")" >"$T/a.token" 2>/dev/null
+"$bin/nhc-server" --database "$db" builder add e2e-b --public-key "$(cat "$T/b.pub")" >"$T/b.token" 2>/dev/null
 if [ ! -s "$T/a.token" ] || [ ! -s "$T/b.token" ]; then fail "no tokens"; fi
 
 # --- normal builds --------------------------------------------------------------------

@@ -140,7 +140,7 @@ in
       example = "/run/keys/hash-collection-token";
       description = ''
         Absolute path of a file holding this builder's token, as printed by
-        `nhc-server user add` or `nhc-server token new` on the server.
+        `nhc-server builder add` or `nhc-server token new` on the server.
         It should be readable by root only. The file is read at run time by the
         post-build-hook (root, under `nix-daemon`) and loaded as a systemd
         credential by the flush service; its content never enters the Nix

@@ -45,19 +45,19 @@ let
   port = if listenMatch == null then 0 else lib.toIntBase10 (lib.last listenMatch);
 
   # Registers the declared builders that do not exist yet; never changes or
-  # removes existing ones. The first token printed by `user add` is discarded:
+  # removes existing ones. The first token printed by `builder add` is discarded:
   # tokens stay out of the journal.
   ensureBuilders = pkgs.writeShellScript "hash-collection-server-ensure-builders" ''
     set -eu -o pipefail
-    existing=$(${nhcServer} user list --json)
+    existing=$(${nhcServer} builder list --json)
     ${lib.concatStrings (
       lib.mapAttrsToList (name: builder: ''
         if ${lib.getExe pkgs.jq} -e --arg n ${lib.escapeShellArg name} 'any(.[]; .name == $n)' <<<"$existing" >/dev/null; then
           if ! ${lib.getExe pkgs.jq} -e --arg n ${lib.escapeShellArg name} --argjson k ${lib.escapeShellArg (builtins.toJSON builder.publicKeys)} \
               '(.[] | select(.name == $n) | .public_keys | sort) == ($k | sort)' <<<"$existing" >/dev/null; then
-            echo "<4>builder "${lib.escapeShellArg name}" is registered with other public keys than configured; left unchanged (delete it with 'nhc-server user delete' to re-register)" >&2
+            echo "<4>builder "${lib.escapeShellArg name}" is registered with other public keys than configured; left unchanged (delete it with 'nhc-server builder delete' to re-register)" >&2
           fi
-        elif ${nhcServer} user add ${lib.escapeShellArg name} ${
+        elif ${nhcServer} builder add ${lib.escapeShellArg name} ${
           lib.concatMapStringsSep " " (k: "--public-key ${lib.escapeShellArg k}") builder.publicKeys
         } >/dev/null; then
           echo "builder "${lib.escapeShellArg name}" registered; issue its token with: nhc-server token new "${lib.escapeShellArg name} >&2
@@ -200,7 +200,7 @@ in
       description = ''
         Builders to register before the server starts, by name (1–64
         characters of `A-Za-z0-9._-`, starting with a letter or digit).
-        Missing ones are created with `nhc-server user add`; existing ones are
+        Missing ones are created with `nhc-server builder add`; existing ones are
         never changed or removed. No token is shown: issue one with
         `nhc-server token new NAME` on this machine, as root.
       '';

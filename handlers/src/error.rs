@@ -2,7 +2,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use nhc_core::api::ErrorBody;
 
-use crate::storage::StoreError;
+use nhc_storage::StoreError;
 
 /// Every way a request can fail, mapped to HTTP once, here. The body is always
 /// `{"error": <code>, "message": <text>}`.

@@ -1,15 +1,16 @@
 //! Extractors that turn every malformed request into an [`ApiError`], so handlers
 //! only ever see parsed, valid values.
 
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, RawPathParams, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use crate::auth::{admin_matches, bearer, PresentedToken};
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::storage::TokenRecord;
 use nhc_core::api::MAX_BODY_BYTES;
+use nhc_core::BuilderName;
+use nhc_storage::TokenRecord;
 
 /// A JSON body of at most [`MAX_BODY_BYTES`], deserialized into a type that validates
 /// every field. Errors name the offending field, e.g. `outputs[0].nar_hash: ...`.
@@ -94,6 +95,25 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathPar
             .await
             .map(|Path(t)| PathParams(t))
             .map_err(|e| ApiError::InvalidRequest(format!("invalid path: {}", e.body_text())))
+    }
+}
+
+/// The `{name}` segment of a route, parsed by `BuilderName`'s `FromStr`: anything
+/// else than `A-Za-z0-9._-` is a 400.
+pub struct PathBuilder(pub BuilderName);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathBuilder {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::InvalidRequest(format!("invalid path: {}", e.body_text())))?;
+        let raw = params
+            .iter()
+            .find_map(|(key, value)| (key == "name").then_some(value))
+            .ok_or_else(|| ApiError::Internal("a route without {name} asked for a builder name".into()))?;
+        raw.parse().map(PathBuilder).map_err(|e: nhc_core::ParseError| ApiError::InvalidRequest(e.to_string()))
     }
 }
 

@@ -1,20 +1,23 @@
 //! The request handlers of nix-hash-collection, free of any platform: an
-//! [`axum::Router`] over a [`Storage`]. Each deployment (tokio server, Lambda,
-//! Cloudflare Worker) supplies a storage, a clock and the admin token, and converts
-//! its platform's requests to `http` types. Every rule about attestations lives here.
+//! [`axum::Router`] over a [`Storage`], and the [`service`] operations it shares with
+//! the server's command line. Each deployment (tokio server, Lambda, Cloudflare
+//! Worker) supplies a storage, a clock and the admin token, and converts its
+//! platform's requests to `http` types. Every rule about attestations lives here.
 
 mod api;
 mod auth;
 mod error;
 mod extract;
-mod narinfo;
+pub mod service;
 mod state;
-pub mod storage;
 
-pub use api::{admin_ops, router};
+pub use api::router;
 pub use error::ApiError;
+pub use nhc_storage::{Storage, StoreError};
 pub use state::{AppState, Clock};
-pub use storage::{Storage, StoreError};
+
+#[cfg(not(target_arch = "wasm32"))]
+pub use state::system_clock;
 
 /// Re-exported so adapters name the same `Router` without a dependency of their own.
 pub use axum;

@@ -2,11 +2,19 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use crate::storage::Storage;
+use nhc_storage::Storage;
 
 /// Microseconds since the Unix epoch, from the platform (`SystemTime` on native,
 /// `Date.now()` in a Worker, where `SystemTime::now()` panics).
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The clock of native platforms (the server, the Lambda): the system time.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn system_clock() -> Clock {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    // Before 1970 only on a broken clock; 0 then rather than a panic.
+    Arc::new(|| SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0))
+}
 
 /// What every handler gets: the storage, the clock and the admin token's hash.
 #[derive(Clone)]

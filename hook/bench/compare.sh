@@ -73,7 +73,7 @@ for bin in "$@"; do
   down=$(instructions "$bin")
   [ "$(spooled)" = 1 ] || { echo "compare: $bin/nhc-hook did not spool" >&2; exit 1; }
   start_server
-  "$server_bin" --database "sqlite://$W/server.db" user add instr --public-key "$(cat "$W/key.pub")" >"$W/token" 2>/dev/null
+  "$server_bin" --database "sqlite://$W/server.db" builder add instr --public-key "$(cat "$W/key.pub")" >"$W/token" 2>/dev/null
   DRV_PATH=$(fresh_drv "$W") && export DRV_PATH
   sent=$(instructions "$bin")
   dup=$(instructions "$bin")

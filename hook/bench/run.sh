@@ -130,7 +130,7 @@ NHC_ADMIN_TOKEN=bench "$bin/nhc-server" --database "sqlite://$D/server.db" serve
 server_pid=$!
 for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.1; done
 "$bin/nhc" keygen bench-1 --secret-file "$W/key.sec" --public-file "$W/key.pub"
-"$bin/nhc-server" --database "sqlite://$D/server.db" user add bench --public-key "$(cat "$W/key.pub")" >"$W/token" 2>/dev/null
+"$bin/nhc-server" --database "sqlite://$D/server.db" builder add bench --public-key "$(cat "$W/key.pub")" >"$W/token" 2>/dev/null
 export HASH_COLLECTION_SERVER=http://127.0.0.1:$port HASH_COLLECTION_TOKEN_FILE=$W/token \
   HASH_COLLECTION_SECRET_KEY_FILE=$W/key.sec HASH_COLLECTION_SPOOL=$D/spool HASH_COLLECTION_CONFIG=/dev/null
 spooled() { find "$D/spool" -maxdepth 1 -name '*.json' 2>/dev/null | wc -l; }

@@ -113,7 +113,7 @@ pkgs.testers.runNixOSTest {
     server.succeed("curl -sf http://127.0.0.1:8080/health | jq -e '.status == \"ok\"'")
 
     with subtest("declared builders are registered"):
-        builders = json.loads(server.succeed("nhc-server user list --json"))
+        builders = json.loads(server.succeed("nhc-server builder list --json"))
         names = sorted(b["name"] for b in builders)
         assert names == ["builder-1", "builder-2"], names
         keys = {b["name"]: b["public_keys"] for b in builders}
@@ -122,7 +122,7 @@ pkgs.testers.runNixOSTest {
         # A restart must not register them again nor fail.
         server.succeed("systemctl restart hash-collection-server.service")
         server.wait_for_open_port(8080)
-        assert len(json.loads(server.succeed("nhc-server user list --json"))) == 2
+        assert len(json.loads(server.succeed("nhc-server builder list --json"))) == 2
 
     with subtest("the admin token arrives through LoadCredential"):
         server.succeed(

@@ -523,8 +523,8 @@ let
     { c = svc.serviceConfig.DynamicUser && svc.serviceConfig.StateDirectory == "hash-collection-server" && svc.serviceConfig.NoNewPrivileges; m = "DynamicUser/StateDirectory/NoNewPrivileges"; }
     { c = svc.serviceConfig.ProtectSystem == "strict" && svc.serviceConfig.CapabilityBoundingSet == "" && svc.serviceConfig.PrivateUsers; m = "server hardening"; }
     { c = svc.serviceConfig.RestrictAddressFamilies == [ "AF_INET" "AF_INET6" "AF_UNIX" ] && elem "@system-service" svc.serviceConfig.SystemCallFilter; m = "address families, syscall filter"; }
-    { c = has "user list --json" ensureBuilders && has "user add builder-1 --public-key ${lib.escapeShellArg key1} >/dev/null" ensureBuilders; m = "declared builders created with user add, token discarded"; }
-    { c = has "user add b.2 --public-key ${lib.escapeShellArg key2} --public-key ${lib.escapeShellArg otherKey} >/dev/null" ensureBuilders; m = "several keys"; }
+    { c = has "builder list --json" ensureBuilders && has "builder add builder-1 --public-key ${lib.escapeShellArg key1} >/dev/null" ensureBuilders; m = "declared builders created with user add, token discarded"; }
+    { c = has "builder add b.2 --public-key ${lib.escapeShellArg key2} --public-key ${lib.escapeShellArg otherKey} >/dev/null" ensureBuilders; m = "several keys"; }
     { c = !(sqliteServer.config.services ? postgresql); m = "no postgres for SQLite"; }
     { c = has "DynamicUser=yes" adminCli && has "User=hash-collection " adminCli && has "--setenv=DATABASE_URL=sqlite:///var/lib/hash-collection-server/nhc.db" adminCli && has "/bin/nhc-server \"$@\"" adminCli; m = "admin CLI runs as the service user"; }
     { c = pgServer.failedAssertions == [ ]; m = "postgres config fails assertions: ${toString pgServer.failedAssertions}"; }

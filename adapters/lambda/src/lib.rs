@@ -3,10 +3,10 @@
 //! the handlers' router; the storage is the server's sqlx storage on PostgreSQL.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use nhc_handlers::{AppState, Clock};
-use nhc_store_sqlx::{SqlStore, StoreOptions};
+use nhc_handlers::{system_clock, AppState};
+use nhc_sqlx_store::StoreOptions;
 
 /// Settings from the function's environment.
 pub struct Config {
@@ -51,10 +51,6 @@ impl Config {
     }
 }
 
-fn clock() -> Clock {
-    Arc::new(|| SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0))
-}
-
 /// The router for one execution environment: a small pool made at cold start and
 /// reused by every invocation. It connects lazily, so a database that is away makes
 /// requests answer 503 instead of failing the cold start. No migrations here: run
@@ -66,8 +62,8 @@ pub async fn app(config: &Config) -> Result<nhc_handlers::axum::Router, String> 
         lazy: true,
         ..StoreOptions::default()
     };
-    let store = SqlStore::connect(&config.database_url, &opts).await.map_err(|e| e.to_string())?;
-    let state = AppState::new(Arc::new(store), clock(), config.admin_token.as_deref());
+    let store = nhc_sqlx_store::connect(&config.database_url, &opts).await.map_err(|e| e.to_string())?;
+    let state = AppState::new(Arc::new(store), system_clock(), config.admin_token.as_deref());
     // One request at a time per instance: reserved concurrency (template.yaml) is the
     // concurrency limit, so no shedding here; ids, metrics and the builder rate stay.
     let guard = nhc_guard::GuardConfig {

@@ -13,14 +13,14 @@ use nhc_handlers::axum::Router;
 use nhc_handlers::core::fingerprint::References;
 use nhc_handlers::core::{fingerprint, KeyName, NarHash, SecretKey, StorePath};
 use nhc_handlers::AppState;
-use nhc_store_sqlx::{SqlStore, StoreOptions};
+use nhc_sqlx_store::StoreOptions;
 use serde_json::{json, Value};
 
 const ADMIN: &str = "lambda-test-admin";
 
 async fn app() -> Router {
-    let store = SqlStore::connect("sqlite::memory:", &StoreOptions::default()).await.expect("in-memory SQLite");
-    store.migrate().await.expect("schema");
+    let store = nhc_sqlx_store::connect("sqlite::memory:", &StoreOptions::default()).await.expect("in-memory SQLite");
+    store.executor().migrate().await.expect("schema");
     let clock = Arc::new(|| 1_795_616_418_000_000);
     nhc_handlers::router(AppState::new(Arc::new(store), clock, Some(ADMIN)))
 }

@@ -8,13 +8,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand};
 use nhc_handlers::core::api::CreateBuilderRequest;
 use nhc_handlers::core::{BuilderName, PublicKey};
-use nhc_handlers::{admin_ops, AppState, Clock};
-use nhc_store_sqlx::{SqlStore, StoreOptions};
+use nhc_handlers::service::builders;
+use nhc_handlers::{system_clock, AppState};
+use nhc_sqlx_store::{SqlStore, StoreOptions};
 
 // glibc's malloc spent an eighth of the server's time under read load (arena
 // consolidation across the runtime's and SQLite's threads) and fragments more.
@@ -40,7 +40,7 @@ Nix builders and tells whether independent builders got the same bytes.
 
 The database is SQLite by default (the file is created and migrated on start) or
 PostgreSQL (postgres://USER@HOST/DB). Builders authenticate with tokens that
-`user add` and `token new` print once; only a hash of each token is stored.";
+`builder add` and `token new` print once; only a hash of each token is stored.";
 
 #[derive(Parser)]
 #[command(name = "nhc-server", version, about = ABOUT)]
@@ -57,9 +57,9 @@ struct Cli {
 enum Command {
     /// Serve the HTTP API (migrates the database first).
     Serve(ServeArgs),
-    /// Manage builders.
-    #[command(subcommand)]
-    User(UserCommand),
+    /// Manage builders (`user` is the old name of this command).
+    #[command(subcommand, visible_alias = "user")]
+    Builder(BuilderCommand),
     /// Manage tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -73,7 +73,7 @@ struct ServeArgs {
     #[arg(long, env = "NHC_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// Token for the admin API (/v1/admin/...). Without one the admin API answers 401;
-    /// builders can still be managed with `nhc-server user ...`.
+    /// builders can still be managed with `nhc-server builder ...`.
     #[arg(long, env = "NHC_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
     /// Read the admin token from this file instead (for systemd credentials and secrets managers).
@@ -94,7 +94,7 @@ struct ServeArgs {
 }
 
 #[derive(Subcommand)]
-enum UserCommand {
+enum BuilderCommand {
     /// Register a builder with its public key(s) and print its first token on stdout.
     Add {
         /// Builder name: 1-64 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit.
@@ -145,13 +145,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn clock() -> Clock {
-    Arc::new(|| SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0))
-}
-
 async fn open(database: &str, opts: &StoreOptions) -> Result<Arc<SqlStore>, String> {
-    let store = SqlStore::connect(database, opts).await.map_err(|e| e.to_string())?;
-    store.migrate().await.map_err(|e| e.to_string())?;
+    let store = nhc_sqlx_store::connect(database, opts).await.map_err(|e| e.to_string())?;
+    store.executor().migrate().await.map_err(|e| e.to_string())?;
     Ok(Arc::new(store))
 }
 
@@ -160,22 +156,22 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Serve(args) => serve(&cli.database, args).await,
         Command::Migrate => {
             let store = open(&cli.database, &StoreOptions::default()).await?;
-            eprintln!("schema applied to the {} database", store.backend());
-            store.close().await;
+            eprintln!("schema applied to the {} database", store.executor().backend());
+            store.executor().close().await;
             Ok(())
         }
-        Command::User(cmd) => {
+        Command::Builder(cmd) => {
             let store = open(&cli.database, &StoreOptions::default()).await?;
-            let state = AppState::new(store.clone(), clock(), None);
-            let result = user(&state, cmd).await;
-            store.close().await;
+            let state = AppState::new(store.clone(), system_clock(), None);
+            let result = builder_command(&state, cmd).await;
+            store.executor().close().await;
             result
         }
         Command::Token(TokenCommand::New { name }) => {
             let store = open(&cli.database, &StoreOptions::default()).await?;
-            let state = AppState::new(store.clone(), clock(), None);
-            let result = admin_ops::new_token(&state, &builder(&name)?).await;
-            store.close().await;
+            let state = AppState::new(store.clone(), system_clock(), None);
+            let result = builders::issue_token_for(&state, &builder_name(&name)?).await;
+            store.executor().close().await;
             let t = result.map_err(|e| e.to_string())?;
             println!("{}", t.token);
             eprintln!("new token for {name} printed on stdout; it is shown only once");
@@ -184,44 +180,44 @@ async fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
-fn builder(name: &str) -> Result<BuilderName, String> {
-    BuilderName::parse(name).map_err(|e| e.to_string())
+fn builder_name(name: &str) -> Result<BuilderName, String> {
+    name.parse().map_err(|e: nhc_handlers::core::ParseError| e.to_string())
 }
 
-async fn user(state: &AppState, cmd: UserCommand) -> Result<(), String> {
+async fn builder_command(state: &AppState, cmd: BuilderCommand) -> Result<(), String> {
     match cmd {
-        UserCommand::Add { name, public_keys } => {
+        BuilderCommand::Add { name, public_keys } => {
             let public_keys = public_keys
                 .iter()
                 .map(|k| PublicKey::parse(k.trim()))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| e.to_string())?;
-            let req = CreateBuilderRequest { name: builder(&name)?, public_keys };
-            let created = admin_ops::create_builder(state, req).await.map_err(|e| e.to_string())?;
+            let req = CreateBuilderRequest { name: builder_name(&name)?, public_keys };
+            let created = builders::create(state, req).await.map_err(|e| e.to_string())?;
             println!("{}", created.token);
             eprintln!("builder {name} created; its token is printed on stdout and is shown only once");
         }
-        UserCommand::List { json } => {
-            let builders = admin_ops::list_builders(state).await.map_err(|e| e.to_string())?;
+        BuilderCommand::List { json } => {
+            let list = builders::list(state).await.map_err(|e| e.to_string())?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&builders).map_err(|e| e.to_string())?);
-            } else if builders.is_empty() {
-                eprintln!("no builders yet: add one with `nhc-server user add NAME --public-key KEY`");
+                println!("{}", serde_json::to_string_pretty(&list).map_err(|e| e.to_string())?);
+            } else if list.is_empty() {
+                eprintln!("no builders yet: add one with `nhc-server builder add NAME --public-key KEY`");
             } else {
                 println!("{:<24} {:<28} PUBLIC KEYS", "NAME", "CREATED");
-                for b in builders {
+                for b in list {
                     let keys: Vec<String> = b.public_keys.iter().map(|k| k.to_string()).collect();
                     println!("{:<24} {:<28} {}", b.name, b.created_at, keys.join(" "));
                 }
             }
         }
-        UserCommand::Revoke { name } => {
-            let r = admin_ops::revoke(state, &builder(&name)?).await.map_err(|e| e.to_string())?;
+        BuilderCommand::Revoke { name } => {
+            let r = builders::revoke_tokens(state, &builder_name(&name)?).await.map_err(|e| e.to_string())?;
             println!("{}", r.revoked);
             eprintln!("revoked {} token(s) of {name}", r.revoked);
         }
-        UserCommand::Delete { name, purge } => {
-            admin_ops::delete_builder(state, &builder(&name)?, purge).await.map_err(|e| e.to_string())?;
+        BuilderCommand::Delete { name, purge } => {
+            builders::delete(state, &builder_name(&name)?, purge).await.map_err(|e| e.to_string())?;
             eprintln!("deleted builder {name}{}", if purge { " and its attestations" } else { "" });
         }
     }
@@ -243,9 +239,9 @@ async fn serve(database: &str, args: ServeArgs) -> Result<(), String> {
         ..StoreOptions::default()
     };
     let store = open(database, &opts).await?;
-    let state = AppState::new(store.clone(), clock(), admin_token.as_deref());
+    let state = AppState::new(store.clone(), system_clock(), admin_token.as_deref());
     if !state.admin_enabled() {
-        tracing::warn!("NHC_ADMIN_TOKEN is not set: the admin API is disabled (use `nhc-server user add`)");
+        tracing::warn!("NHC_ADMIN_TOKEN is not set: the admin API is disabled (use `nhc-server builder add`)");
     }
     let app = nhc_handlers::router(state).layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response));
     let metrics = Arc::new(nhc_guard::Metrics::new());
@@ -263,10 +259,10 @@ async fn serve(database: &str, args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(database = store.backend(), "listening on http://{local}");
+    tracing::info!(database = store.executor().backend(), "listening on http://{local}");
     http::serve(listener, app, limits, metrics, shutdown_signal()).await;
     tracing::info!("shutting down");
-    store.close().await;
+    store.executor().close().await;
     Ok(())
 }
 

@@ -3,21 +3,25 @@
 
 use std::collections::HashSet;
 
-use nhc_handlers::storage::{InsertCounts, Submission};
-use nhc_handlers::StoreError;
+use nhc_storage::{InsertCounts, StoreError, Submission};
 use serde::Serialize;
 
-/// (output path, builder, NAR hash): what makes an attestation a duplicate.
-pub type Key = (String, String, String);
+/// What makes an attestation a duplicate: the same path, builder and NAR hash.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AttestationKey {
+    pub output_path: String,
+    pub builder: String,
+    pub nar_hash: String,
+}
 
 pub struct InsertBatch {
-    /// `$1` of [`crate::Dialect::insert_attestations`], one statement per chunk.
+    /// `$1` of `Dialect::insert_attestations`, one statement per chunk.
     pub attestations: Vec<String>,
-    /// `$1` of [`crate::Dialect::insert_derivation_outputs`], one statement per chunk.
+    /// `$1` of `Dialect::insert_derivation_outputs`, one statement per chunk.
     pub derivations: Vec<String>,
     /// Per submission, per attestation: the key sent to the database, or `None`
     /// when an earlier one in the batch had the same key (a duplicate already).
-    sent: Vec<Vec<Option<Key>>>,
+    sent: Vec<Vec<Option<AttestationKey>>>,
 }
 
 /// No limit on a parameter's size (sqlx on SQLite and PostgreSQL).
@@ -63,7 +67,7 @@ impl InsertBatch {
         // Rows as tuples serialise straight to JSON arrays, without a
         // serde_json::Value (and its allocations) per field.
         type Row<'a> = (&'a str, &'a str, String, &'a str, u64, String, String, Option<&'a str>, Option<&'a str>, i64);
-        let mut first_seen: HashSet<Key> = HashSet::new();
+        let mut first_seen: HashSet<AttestationKey> = HashSet::new();
         let mut rows: Vec<Row> = Vec::new();
         let mut derivations: Vec<(&str, &str, &str)> = Vec::new();
         let mut sent = Vec::with_capacity(submissions.len());
@@ -73,13 +77,16 @@ impl InsertBatch {
                 if let (Some(drv), Some(out)) = (&a.drv_path, &a.output_name) {
                     derivations.push((drv.as_str(), out.as_str(), a.output_path.as_str()));
                 }
-                let key: Key =
-                    (a.output_path.as_str().to_owned(), s.builder.as_str().to_owned(), a.nar_hash.to_string());
+                let key = AttestationKey {
+                    output_path: a.output_path.as_str().to_owned(),
+                    builder: s.builder.as_str().to_owned(),
+                    nar_hash: a.nar_hash.to_string(),
+                };
                 if first_seen.insert(key.clone()) {
                     rows.push((
                         a.output_path.as_str(),
                         s.builder.as_str(),
-                        key.2.clone(),
+                        key.nar_hash.clone(),
                         a.output_path.hash_part(),
                         a.nar_size,
                         a.references.to_space_separated(),
@@ -103,7 +110,7 @@ impl InsertBatch {
     }
 
     /// Each submission's counts, given the keys the insert returned (the new ones).
-    pub fn counts(self, inserted: &HashSet<Key>) -> Vec<InsertCounts> {
+    pub fn counts(self, inserted: &HashSet<AttestationKey>) -> Vec<InsertCounts> {
         self.sent
             .into_iter()
             .map(|mine| {

@@ -1,17 +1,15 @@
-//! Row types, field for field the columns of the statements in this crate, and
-//! their conversion into domain types. Values were validated before they were
-//! written, so one that does not parse means corrupt data: an internal error,
-//! never a panic.
+//! Rows into domain records, column by column in the order of each statement's
+//! `SELECT`. Values were validated before they were written, so one that does not
+//! parse means corrupt data: an internal error, never a panic.
 
-use nhc_handlers::core::fingerprint::References;
-use nhc_handlers::core::{BuilderName, DrvPath, NarHash, OutputName, PublicKey, Signature, StorePath};
-use nhc_handlers::storage::{
-    AttestationRecord, BuilderRecord, DerivationVote, DerivationVoteOf, StoreResult, TokenRecord, Vote,
+use nhc_core::fingerprint::References;
+use nhc_core::{BuilderName, DrvPath, NarHash, OutputName, PublicKey, Signature, StorePath};
+use nhc_storage::{
+    AttestationRecord, BuilderRecord, DerivationOutputVote, OutputPathVote, StoreError, StoreResult, TokenRecord, Vote,
 };
-use nhc_handlers::StoreError;
-use serde::Deserialize;
 
-use crate::batch::Key;
+use crate::batch::AttestationKey;
+use crate::exec::Row;
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Internal(format!("corrupt row in the database: {what}"))
@@ -25,133 +23,119 @@ fn public_key(key_name: &str, key: &str) -> StoreResult<PublicKey> {
     parse(&format!("{key_name}:{key}"), PublicKey::parse)
 }
 
-/// [`crate::ATTESTATION_COLUMNS`].
-#[derive(Debug, Deserialize)]
-pub struct AttestationRow {
-    pub builder: String,
-    pub drv_path: Option<String>,
-    pub output_name: Option<String>,
-    pub output_path: String,
-    pub nar_hash: String,
-    pub nar_size: i64,
-    pub refs: String,
-    pub signature: String,
-    pub submitted_at: i64,
+/// A row of the attestation columns (`attestation_columns!` in `statements.rs`).
+pub fn attestation(mut r: Row) -> StoreResult<AttestationRecord> {
+    Ok(AttestationRecord {
+        builder: parse(&r.text(0)?, BuilderName::parse)?,
+        drv_path: r.opt_text(1)?.map(|s| parse(&s, DrvPath::parse)).transpose()?,
+        output_name: r.opt_text(2)?.map(|s| parse(&s, OutputName::parse)).transpose()?,
+        output_path: parse(&r.text(3)?, StorePath::parse)?,
+        nar_hash: parse(&r.text(4)?, NarHash::parse)?,
+        nar_size: u64::try_from(r.int(5)?).map_err(corrupt)?,
+        references: parse(&r.text(6)?, References::from_space_separated)?,
+        signature: parse(&r.text(7)?, Signature::parse)?,
+        submitted_at: r.int(8)?,
+    })
 }
 
-impl AttestationRow {
-    pub fn parse(self) -> StoreResult<AttestationRecord> {
-        Ok(AttestationRecord {
-            builder: parse(&self.builder, BuilderName::parse)?,
-            drv_path: self.drv_path.map(|s| parse(&s, DrvPath::parse)).transpose()?,
-            output_name: self.output_name.map(|s| parse(&s, OutputName::parse)).transpose()?,
-            output_path: parse(&self.output_path, StorePath::parse)?,
-            nar_hash: parse(&self.nar_hash, NarHash::parse)?,
-            nar_size: u64::try_from(self.nar_size).map_err(corrupt)?,
-            references: parse(&self.refs, References::from_space_separated)?,
-            signature: parse(&self.signature, Signature::parse)?,
-            submitted_at: self.submitted_at,
-        })
-    }
+pub fn attestations(rows: Vec<Row>) -> StoreResult<Vec<AttestationRecord>> {
+    rows.into_iter().map(attestation).collect()
 }
 
-/// [`crate::LIST_BUILDERS`]: one row per key.
-#[derive(Debug, Deserialize)]
-pub struct BuilderKeyRow {
-    pub name: String,
-    pub created_at: i64,
-    pub key_name: Option<String>,
-    pub public_key: Option<String>,
-}
-
-/// Folds the rows of [`crate::LIST_BUILDERS`] (ordered by builder) into builders.
-pub fn builders(rows: impl IntoIterator<Item = BuilderKeyRow>) -> StoreResult<Vec<BuilderRecord>> {
+/// Folds the rows of [`crate::statements::LIST_BUILDERS`] (one per key, ordered by builder) into builders.
+pub fn builders(rows: Vec<Row>) -> StoreResult<Vec<BuilderRecord>> {
     let mut out: Vec<BuilderRecord> = Vec::new();
-    for row in rows {
-        let name = parse(&row.name, BuilderName::parse)?;
+    for mut row in rows {
+        let name = parse(&row.text(0)?, BuilderName::parse)?;
+        let created_at = row.int(1)?;
         if out.last().map(|b| &b.name) != Some(&name) {
-            out.push(BuilderRecord { name, public_keys: Vec::new(), created_at: row.created_at });
+            out.push(BuilderRecord { name, public_keys: Vec::new(), created_at });
         }
-        if let (Some(k), Some(v), Some(b)) = (row.key_name, row.public_key, out.last_mut()) {
+        if let (Some(k), Some(v), Some(b)) = (row.opt_text(2)?, row.opt_text(3)?, out.last_mut()) {
             b.public_keys.push(public_key(&k, &v)?);
         }
     }
     Ok(out)
 }
 
-/// [`crate::FIND_TOKEN`]: one row per key of the token's builder.
-#[derive(Debug, Deserialize)]
-pub struct TokenKeyRow {
-    pub builder: String,
-    pub secret_hash: String,
-    pub revoked_at: Option<i64>,
-    pub key_name: Option<String>,
-    pub public_key: Option<String>,
-}
-
-pub fn token(rows: Vec<TokenKeyRow>) -> StoreResult<Option<TokenRecord>> {
-    let mut rows = rows.into_iter();
-    let Some(first) = rows.next() else { return Ok(None) };
-    let mut record = TokenRecord {
-        builder: parse(&first.builder, BuilderName::parse)?,
-        secret_hash: first.secret_hash,
-        revoked: first.revoked_at.is_some(),
-        public_keys: Vec::new(),
-    };
-    for (k, v) in std::iter::once((first.key_name, first.public_key)).chain(rows.map(|r| (r.key_name, r.public_key))) {
-        if let (Some(k), Some(v)) = (k, v) {
+/// The rows of [`crate::statements::FIND_TOKEN`]: one per key of the token's builder.
+pub fn token(rows: Vec<Row>) -> StoreResult<Option<TokenRecord>> {
+    let mut record: Option<TokenRecord> = None;
+    for mut row in rows {
+        let builder = row.text(0)?;
+        let secret_hash = row.text(1)?;
+        let revoked = row.opt_int(2)?.is_some();
+        let record = match &mut record {
+            Some(r) => r,
+            None => record.insert(TokenRecord {
+                builder: parse(&builder, BuilderName::parse)?,
+                secret_hash,
+                revoked,
+                public_keys: Vec::new(),
+            }),
+        };
+        if let (Some(k), Some(v)) = (row.opt_text(3)?, row.opt_text(4)?) {
             record.public_keys.push(public_key(&k, &v)?);
         }
     }
-    Ok(Some(record))
+    Ok(record)
 }
 
-/// `votes_of_paths`, and the keys `insert_attestations` returns.
-#[derive(Debug, Deserialize)]
-pub struct KeyRow {
-    pub output_path: String,
-    pub builder: String,
-    pub nar_hash: String,
+/// A row of `votes_of_paths`: output_path, builder, nar_hash.
+pub fn vote(mut r: Row) -> StoreResult<Vote> {
+    Ok(Vote {
+        output_path: parse(&r.text(0)?, StorePath::parse)?,
+        builder: parse(&r.text(1)?, BuilderName::parse)?,
+        nar_hash: parse(&r.text(2)?, NarHash::parse)?,
+    })
 }
 
-impl KeyRow {
-    pub fn vote(self) -> StoreResult<Vote> {
-        Ok(Vote {
-            output_path: parse(&self.output_path, StorePath::parse)?,
-            builder: parse(&self.builder, BuilderName::parse)?,
-            nar_hash: parse(&self.nar_hash, NarHash::parse)?,
-        })
+/// A key `insert_attestations` returned: output_path, builder, nar_hash.
+pub fn key(mut r: Row) -> StoreResult<AttestationKey> {
+    Ok(AttestationKey { output_path: r.text(0)?, builder: r.text(1)?, nar_hash: r.text(2)? })
+}
+
+/// A row of [`crate::statements::DERIVATION_VOTES`].
+pub fn derivation_output_vote(mut r: Row) -> StoreResult<DerivationOutputVote> {
+    let output_name = parse(&r.text(0)?, OutputName::parse)?;
+    let output_path = parse(&r.text(1)?, StorePath::parse)?;
+    let vote = match (r.opt_text(2)?, r.opt_text(3)?) {
+        (Some(b), Some(h)) => Some(OutputPathVote {
+            builder: parse(&b, BuilderName::parse)?,
+            nar_hash: parse(&h, NarHash::parse)?,
+            claimed_at: r.opt_int(4)?,
+        }),
+        _ => None,
+    };
+    Ok(DerivationOutputVote { output_name, output_path, vote })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::Value;
+
+    fn text(s: &str) -> Value {
+        Value::Text(s.into())
     }
 
-    pub fn key(self) -> Key {
-        (self.output_path, self.builder, self.nar_hash)
+    #[test]
+    fn corrupt_rows_are_internal_errors() {
+        let bad = Row(vec![text("not a builder!"), Value::Int(1), Value::Null, Value::Null]);
+        assert!(matches!(builders(vec![bad]), Err(StoreError::Internal(_))));
+        let short = Row(vec![text("a")]);
+        assert!(matches!(vote(short), Err(StoreError::Internal(_))));
     }
-}
 
-/// [`crate::DERIVATION_VOTES`].
-#[derive(Debug, Deserialize)]
-pub struct DerivationVoteRow {
-    pub output_name: String,
-    pub output_path: String,
-    pub builder: Option<String>,
-    pub nar_hash: Option<String>,
-    pub claimed_at: Option<i64>,
-}
-
-impl DerivationVoteRow {
-    pub fn parse(self) -> StoreResult<DerivationVote> {
-        let vote = match (self.builder, self.nar_hash) {
-            (Some(b), Some(h)) => Some(DerivationVoteOf {
-                builder: parse(&b, BuilderName::parse)?,
-                nar_hash: parse(&h, NarHash::parse)?,
-                claimed_at: self.claimed_at,
-            }),
-            _ => None,
-        };
-        Ok(DerivationVote {
-            output_name: parse(&self.output_name, OutputName::parse)?,
-            output_path: parse(&self.output_path, StorePath::parse)?,
-            vote,
-        })
+    #[test]
+    fn token_rows_fold_their_keys() {
+        let k = "k1:ZAbeMUXbSUNDUjBqzqzwkqf9krnnBm5W1hYNY9WlbnY=";
+        let (name, key) = k.split_once(':').unwrap();
+        let row = |kn: Value, kv: Value| Row(vec![text("b1"), text("h"), Value::Null, kn, kv]);
+        let t = token(vec![row(text(name), text(key))]).unwrap().unwrap();
+        assert_eq!((t.builder.as_str(), t.public_keys.len(), t.revoked), ("b1", 1, false));
+        let t = token(vec![row(Value::Null, Value::Null)]).unwrap().unwrap();
+        assert!(t.public_keys.is_empty());
+        assert!(token(vec![]).unwrap().is_none());
     }
 }

@@ -1,4 +1,4 @@
-use nhc_handlers::StoreError;
+use nhc_storage::StoreError;
 
 /// Why the store could not be opened or migrated (a startup error, not a request's).
 #[derive(Debug, thiserror::Error)]

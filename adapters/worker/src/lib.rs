@@ -16,7 +16,7 @@ use worker::{event, Context, Env, HttpRequest};
 #[event(fetch)]
 async fn fetch(req: HttpRequest, env: Env, _ctx: Context) -> worker::Result<axum::response::Response> {
     console_error_panic_hook::set_once();
-    let store = Arc::new(d1::D1Store::new(env.d1("DB")?));
+    let store = Arc::new(nhc_sql::SqlStorage::new(d1::D1::new(env.d1("DB")?)));
     // Set with `wrangler secret put NHC_ADMIN_TOKEN` (or `.dev.vars` locally).
     let admin_token = env
         .secret("NHC_ADMIN_TOKEN")

@@ -1,45 +1,43 @@
 use axum::extract::State;
-use axum::Json;
+use axum::routing::get;
+use axum::{Json, Router};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use nhc_core::api::{AttestationPage, BuilderInfo};
-use nhc_core::time::format_rfc3339;
 use nhc_core::{NarHash, StorePath};
 use serde::Deserialize;
 
-use super::{builder_name, to_api};
+use super::to_api;
 use crate::error::ApiError;
-use crate::extract::{PathParams, QueryParams};
+use crate::extract::{PathBuilder, QueryParams};
+use crate::service::builders;
 use crate::state::AppState;
-use crate::storage::Cursor;
+use nhc_storage::Cursor;
 
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
 
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/v1/builders", get(list)).route("/v1/builders/{name}/attestations", get(attestations))
+}
+
 /// `GET /v1/builders`
-pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<BuilderInfo>>, ApiError> {
-    let builders = state.store.list_builders().await?;
-    Ok(Json(
-        builders
-            .into_iter()
-            .map(|b| BuilderInfo { name: b.name, public_keys: b.public_keys, created_at: format_rfc3339(b.created_at) })
-            .collect(),
-    ))
+async fn list(State(state): State<AppState>) -> Result<Json<Vec<BuilderInfo>>, ApiError> {
+    Ok(Json(builders::list(&state).await?))
 }
 
 #[derive(Deserialize)]
-pub struct PageQuery {
+struct PageQuery {
     limit: Option<String>,
     cursor: Option<String>,
 }
 
 /// `GET /v1/builders/{name}/attestations?limit=&cursor=`, newest first.
-pub async fn attestations(
+async fn attestations(
     State(state): State<AppState>,
-    PathParams(name): PathParams<String>,
+    PathBuilder(name): PathBuilder,
     QueryParams(q): QueryParams<PageQuery>,
 ) -> Result<Json<AttestationPage>, ApiError> {
-    let name = builder_name(&name)?;
     let limit = match q.limit.as_deref() {
         None | Some("") => DEFAULT_LIMIT,
         Some(s) => s

@@ -1,17 +1,22 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use axum::extract::State;
-use axum::Json;
+use axum::routing::get;
+use axum::{Json, Router};
 use nhc_core::api::{DerivationOutput, DerivationReport, HashResult};
 use nhc_core::{BuilderName, DrvPath, NarHash, OutputName, StatusSummary, StorePath};
 
 use crate::error::ApiError;
 use crate::extract::PathParams;
 use crate::state::AppState;
-use crate::storage::DerivationVote;
+use nhc_storage::DerivationOutputVote;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/v1/derivations/{drv}", get(show))
+}
 
 /// `GET /v1/derivations/{drv-basename}` (with or without `.drv`).
-pub async fn show(
+async fn show(
     State(state): State<AppState>,
     PathParams(drv): PathParams<String>,
 ) -> Result<Json<DerivationReport>, ApiError> {
@@ -30,7 +35,7 @@ pub async fn show(
 /// named the derivation: a fixed-output path is the same path whatever built it. But
 /// only attestations that named this derivation output count as naming it, so one
 /// builder pointing a derivation at a popular path cannot borrow that path's votes.
-fn group(rows: Vec<DerivationVote>) -> BTreeMap<OutputName, DerivationOutput> {
+fn group(rows: Vec<DerivationOutputVote>) -> BTreeMap<OutputName, DerivationOutput> {
     type Votes = BTreeMap<NarHash, BTreeSet<BuilderName>>;
     #[derive(Default)]
     struct Named {
@@ -74,21 +79,21 @@ fn group(rows: Vec<DerivationVote>) -> BTreeMap<OutputName, DerivationOutput> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::DerivationVoteOf;
     use nhc_core::ReproStatus;
+    use nhc_storage::OutputPathVote;
 
     /// An attestation by `v.0` of hash `v.1` that named this derivation output.
-    fn vote(out: &str, path: &str, v: Option<(&str, u8)>) -> DerivationVote {
+    fn vote(out: &str, path: &str, v: Option<(&str, u8)>) -> DerivationOutputVote {
         row(out, path, v.map(|(b, h)| (b, h, Some(0))))
     }
 
     /// An attestation of `path` by `v.0` with hash `v.1`, naming this derivation
     /// output at `v.2` (or not, with None).
-    fn row(out: &str, path: &str, v: Option<(&str, u8, Option<i64>)>) -> DerivationVote {
-        DerivationVote {
+    fn row(out: &str, path: &str, v: Option<(&str, u8, Option<i64>)>) -> DerivationOutputVote {
+        DerivationOutputVote {
             output_name: OutputName::parse(out).unwrap(),
             output_path: StorePath::parse(&format!("/nix/store/{path}")).unwrap(),
-            vote: v.map(|(b, h, at)| DerivationVoteOf {
+            vote: v.map(|(b, h, at)| OutputPathVote {
                 builder: BuilderName::parse(b).unwrap(),
                 nar_hash: NarHash::from_bytes([h; 32]),
                 claimed_at: at,

@@ -1,42 +1,35 @@
-//! The HTTP API of DESIGN.md, one module per resource.
+//! The HTTP API (docs/api.md), one module per resource; each returns its routes.
 
 mod admin;
+mod binary_cache;
 mod builders;
 mod derivations;
 mod outputs;
 mod status;
 mod submit;
 
-pub use admin::ops as admin_ops;
-use axum::routing::{delete, get, post};
+use axum::extract::State;
+use axum::routing::get;
 use axum::{Json, Router};
 use nhc_core::api::Attestation;
 use nhc_core::time::format_rfc3339;
+use nhc_storage::AttestationRecord;
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::narinfo;
 use crate::state::AppState;
-use crate::storage::AttestationRecord;
 
 /// The whole API. GET routes answer HEAD too (axum drops the body).
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
-        .route("/v1/builders", get(builders::list))
-        .route("/v1/builders/{name}/attestations", get(builders::attestations))
-        .route("/v1/outputs/{basename}", get(outputs::show))
-        .route("/v1/derivations/{drv}", get(derivations::show))
-        .route("/v1/status", post(status::bulk))
-        .route("/v1/attestations", post(submit::submit))
-        .route("/v1/admin/builders", post(admin::create_builder))
-        .route("/v1/admin/builders/{name}", delete(admin::delete_builder))
-        .route("/v1/admin/builders/{name}/tokens", post(admin::new_token))
-        .route("/v1/admin/builders/{name}/revoke", post(admin::revoke))
-        .route("/nix-cache-info", get(narinfo::cache_info))
-        .route("/{file}", get(narinfo::everyone))
-        .route("/builders/{name}/nix-cache-info", get(narinfo::builder_cache_info))
-        .route("/builders/{name}/{file}", get(narinfo::of_builder))
+        .merge(builders::routes())
+        .merge(outputs::routes())
+        .merge(derivations::routes())
+        .merge(status::routes())
+        .merge(submit::routes())
+        .merge(admin::routes())
+        .merge(binary_cache::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response(no_sniff))
@@ -50,9 +43,7 @@ async fn no_sniff(mut res: axum::response::Response) -> axum::response::Response
     res
 }
 
-async fn health(
-    axum::extract::State(state): axum::extract::State<AppState>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+async fn health(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     state.store.health().await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
     Ok(Json(json!({"status": "ok"})))
 }
@@ -65,7 +56,8 @@ async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
-pub(crate) fn to_api(r: AttestationRecord) -> Attestation {
+/// An attestation as the API shows it.
+fn to_api(r: AttestationRecord) -> Attestation {
     Attestation {
         builder: r.builder,
         drv_path: r.drv_path,
@@ -77,9 +69,4 @@ pub(crate) fn to_api(r: AttestationRecord) -> Attestation {
         signature: r.signature,
         submitted_at: format_rfc3339(r.submitted_at),
     }
-}
-
-/// A builder name from a URL: anything else than `A-Za-z0-9._-` is a 400.
-pub(crate) fn builder_name(s: &str) -> Result<nhc_core::BuilderName, ApiError> {
-    nhc_core::BuilderName::parse(s).map_err(|e| ApiError::InvalidRequest(e.to_string()))
 }

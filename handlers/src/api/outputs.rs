@@ -1,5 +1,6 @@
 use axum::extract::State;
-use axum::Json;
+use axum::routing::get;
+use axum::{Json, Router};
 use nhc_core::api::OutputReport;
 use nhc_core::{StatusSummary, StorePath};
 
@@ -8,8 +9,12 @@ use crate::error::ApiError;
 use crate::extract::PathParams;
 use crate::state::AppState;
 
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/v1/outputs/{basename}", get(show))
+}
+
 /// `GET /v1/outputs/{store-path-basename}`
-pub async fn show(
+async fn show(
     State(state): State<AppState>,
     PathParams(basename): PathParams<String>,
 ) -> Result<Json<OutputReport>, ApiError> {

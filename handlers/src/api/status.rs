@@ -1,7 +1,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use axum::extract::State;
-use axum::Json;
+use axum::routing::post;
+use axum::{Json, Router};
 use nhc_core::api::{PathStatus, StatusRequest, StatusResponse, MAX_STATUS_PATHS};
 use nhc_core::{BuilderName, NarHash, StatusSummary, StorePath};
 
@@ -9,8 +10,12 @@ use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::state::AppState;
 
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/v1/status", post(bulk))
+}
+
 /// `POST /v1/status {"paths": [...]}`: a status for every path asked, unknown ones included.
-pub async fn bulk(
+async fn bulk(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<StatusRequest>,
 ) -> Result<Json<StatusResponse>, ApiError> {

@@ -1,182 +1,25 @@
-use std::collections::BTreeMap;
-
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
-use nhc_core::api::{SubmitRequest, SubmitResponse, MAX_NAR_SIZE};
-use nhc_core::{fingerprint, verify_all, OutputName, PublicKey, Signature, StorePath};
+use axum::routing::post;
+use axum::{Json, Router};
+use nhc_core::api::{SubmitRequest, SubmitResponse};
 
 use crate::error::ApiError;
 use crate::extract::{AuthenticatedBuilder, JsonBody};
+use crate::service::attestations;
 use crate::state::AppState;
-use crate::storage::{NewAttestation, Submission, TokenRecord};
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/v1/attestations", post(submit_attestations))
+}
 
 /// `POST /v1/attestations`: 201 when anything was stored, 200 when all were duplicates.
-pub async fn submit(
+async fn submit_attestations(
     State(state): State<AppState>,
     AuthenticatedBuilder(builder): AuthenticatedBuilder,
     JsonBody(req): JsonBody<SubmitRequest>,
 ) -> Result<(StatusCode, Json<SubmitResponse>), ApiError> {
-    let submission = verify(&builder, req, state.now())?;
-    let n = submission.attestations.len();
-    let counts = state.store.insert_attestations(submission).await?;
-    tracing::debug!(builder = %builder.builder, outputs = n, stored = counts.stored, "submission");
-    let status = if counts.stored > 0 { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(SubmitResponse { stored: counts.stored, duplicates: counts.duplicates })))
-}
-
-/// Checks a submission against the submitting builder: every signature made by one
-/// of its registered keys over the output's fingerprint. One bad output rejects all.
-pub(crate) fn verify(builder: &TokenRecord, req: SubmitRequest, now: i64) -> Result<Submission, ApiError> {
-    if req.outputs.is_empty() {
-        return Err(ApiError::InvalidRequest("outputs: at least one output is required".into()));
-    }
-    let mut seen: BTreeMap<&OutputName, &StorePath> = BTreeMap::new();
-    let mut checks = Vec::with_capacity(req.outputs.len());
-    for (i, out) in req.outputs.iter().enumerate() {
-        match (&req.drv_path, &out.output_name) {
-            (Some(_), None) => {
-                return Err(ApiError::InvalidRequest(format!(
-                    "outputs[{i}].output_name: required when drv_path is given"
-                )))
-            }
-            (Some(_), Some(name)) => {
-                if let Some(prev) = seen.insert(name, &out.output_path) {
-                    if *prev != out.output_path {
-                        return Err(ApiError::InvalidRequest(format!(
-                            "outputs[{i}].output_name: output {name} is given two different paths"
-                        )));
-                    }
-                }
-            }
-            (None, _) => {}
-        }
-        if out.nar_size > MAX_NAR_SIZE {
-            return Err(ApiError::InvalidRequest(format!("outputs[{i}].nar_size: larger than 2^53 - 1")));
-        }
-        let key: &PublicKey =
-            builder.public_keys.iter().find(|k| k.name() == out.signature.key_name()).ok_or_else(|| {
-                ApiError::UnknownKey(format!(
-                    "outputs[{i}].signature: key {} is not registered to builder {}",
-                    out.signature.key_name(),
-                    builder.builder
-                ))
-            })?;
-        let fp = fingerprint(&out.output_path, &out.nar_hash, out.nar_size, &out.references);
-        checks.push((key, fp));
-    }
-    // All signatures at once: batch verification is much cheaper per signature.
-    let items: Vec<(&PublicKey, &str, &Signature)> =
-        checks.iter().zip(&req.outputs).map(|((k, fp), out)| (*k, fp.as_str(), &out.signature)).collect();
-    if let Err(i) = verify_all(&items) {
-        let out = &req.outputs[i];
-        return Err(ApiError::BadSignature(format!(
-            "outputs[{i}].signature: does not verify with key {} over the fingerprint of {}",
-            out.signature.key_name(),
-            out.output_path
-        )));
-    }
-    let drv_path = req.drv_path;
-    Ok(Submission {
-        builder: builder.builder.clone(),
-        submitted_at: now,
-        attestations: req
-            .outputs
-            .into_iter()
-            .map(|o| NewAttestation {
-                output_path: o.output_path,
-                nar_hash: o.nar_hash,
-                nar_size: o.nar_size,
-                references: o.references,
-                signature: o.signature,
-                drv_path: drv_path.clone(),
-                output_name: o.output_name,
-            })
-            .collect(),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use nhc_core::api::SubmittedOutput;
-    use nhc_core::fingerprint::References;
-    use nhc_core::{BuilderName, DrvPath, KeyName, NarHash, SecretKey};
-
-    fn key(name: &str, seed: u8) -> SecretKey {
-        SecretKey::from_seed(KeyName::parse(name).unwrap(), [seed; 32])
-    }
-
-    fn builder(keys: &[&SecretKey]) -> TokenRecord {
-        TokenRecord {
-            builder: BuilderName::parse("b1").unwrap(),
-            secret_hash: String::new(),
-            revoked: false,
-            public_keys: keys.iter().map(|k| k.public_key()).collect(),
-        }
-    }
-
-    fn output(k: &SecretKey, name: Option<&str>, path: &str, size: u64) -> SubmittedOutput {
-        let output_path = StorePath::parse(path).unwrap();
-        let nar_hash = NarHash::from_bytes([3; 32]);
-        let references = References::default();
-        let signature = k.sign(&fingerprint(&output_path, &nar_hash, size, &references));
-        SubmittedOutput {
-            output_name: name.map(|n| OutputName::parse(n).unwrap()),
-            output_path,
-            nar_hash,
-            nar_size: size,
-            references,
-            signature,
-        }
-    }
-
-    const P1: &str = "/nix/store/mjs27ix6ig2bkbi3s3sm470vrv4lf7ic-hello";
-    const P2: &str = "/nix/store/s95kw5pf8cc8dh0giqsbdq679kffq196-hello-dev";
-    const DRV: &str = "/nix/store/76w21n1f03fs5kw8fnffphx7qrqffw6r-hello.drv";
-
-    #[test]
-    fn accepts_signatures_of_any_registered_key() {
-        let (k1, k2) = (key("k1", 1), key("k2", 2));
-        let req = SubmitRequest {
-            drv_path: Some(DrvPath::parse(DRV).unwrap()),
-            outputs: vec![output(&k1, Some("out"), P1, 10), output(&k2, Some("dev"), P2, 20)],
-        };
-        let s = verify(&builder(&[&k1, &k2]), req, 42).unwrap();
-        assert_eq!(s.attestations.len(), 2);
-        assert_eq!(s.submitted_at, 42);
-        assert_eq!(s.attestations[1].drv_path.as_ref().unwrap().as_str(), DRV);
-    }
-
-    #[test]
-    fn rejects_unregistered_key_forgery_and_shape_errors() {
-        let (k1, other) = (key("k1", 1), key("k2", 2));
-        let b = builder(&[&k1]);
-        let unknown = SubmitRequest { drv_path: None, outputs: vec![output(&other, None, P1, 10)] };
-        assert!(matches!(verify(&b, unknown, 0), Err(ApiError::UnknownKey(_))));
-
-        // A key with a registered name but other bytes: the signature does not verify.
-        let impostor = key("k1", 9);
-        let forged = SubmitRequest { drv_path: None, outputs: vec![output(&impostor, None, P1, 10)] };
-        assert!(matches!(verify(&b, forged, 0), Err(ApiError::BadSignature(_))));
-
-        // A valid signature over other values.
-        let mut tampered = output(&k1, None, P1, 10);
-        tampered.nar_size = 11;
-        let req = SubmitRequest { drv_path: None, outputs: vec![output(&k1, None, P2, 10), tampered] };
-        assert!(matches!(verify(&b, req, 0), Err(ApiError::BadSignature(m)) if m.starts_with("outputs[1]")));
-
-        let empty = SubmitRequest { drv_path: None, outputs: vec![] };
-        assert!(matches!(verify(&b, empty, 0), Err(ApiError::InvalidRequest(_))));
-
-        let unnamed =
-            SubmitRequest { drv_path: Some(DrvPath::parse(DRV).unwrap()), outputs: vec![output(&k1, None, P1, 10)] };
-        assert!(matches!(verify(&b, unnamed, 0), Err(ApiError::InvalidRequest(_))));
-
-        let twice = SubmitRequest {
-            drv_path: Some(DrvPath::parse(DRV).unwrap()),
-            outputs: vec![output(&k1, Some("out"), P1, 10), output(&k1, Some("out"), P2, 10)],
-        };
-        assert!(matches!(verify(&b, twice, 0), Err(ApiError::InvalidRequest(_))));
-    }
+    let answer = attestations::verify_and_store(&state, &builder, req).await?;
+    let status = if answer.stored > 0 { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(answer)))
 }

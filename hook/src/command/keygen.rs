@@ -14,7 +14,7 @@ use crate::durable::{self, dir_of};
 ///
 /// Without options the secret key is printed on stdout (no trailing newline, like Nix).
 /// The public key is what the server's administrator registers for this builder
-/// (`nhc-server user add NAME --public-key KEY`).
+/// (`nhc-server builder add NAME --public-key KEY`).
 #[derive(clap::Args, Debug)]
 #[command(after_help = config::help())]
 pub struct Args {

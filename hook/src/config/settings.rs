@@ -37,7 +37,7 @@ pub const TOKEN: Setting = Setting {
     key: Some("token"),
     kind: Kind::Text,
     default: "none",
-    meaning: "the builder's token, as `nhc-server user add` printed it",
+    meaning: "the builder's token, as `nhc-server builder add` printed it",
 };
 pub const TOKEN_FILE: Setting = Setting {
     env: "HASH_COLLECTION_TOKEN_FILE",

@@ -1,6 +1,7 @@
-//! The storage trait every deployment implements (sqlx for SQLite and Postgres, D1 in
-//! the Worker). It speaks in domain types; rules about what is valid, who may submit
-//! and how statuses are computed stay in the handlers.
+//! The storage trait every deployment implements (one SQL storage in `nhc-sql`, run by
+//! sqlx on SQLite and PostgreSQL and by D1 in the Worker). It speaks in domain types;
+//! rules about what is valid, who may submit and how statuses are computed stay in
+//! the handlers. No HTTP here: storages do not depend on the web framework.
 
 use async_trait::async_trait;
 use nhc_core::fingerprint::References;
@@ -102,18 +103,19 @@ pub struct Vote {
     pub nar_hash: NarHash,
 }
 
-/// A derivation output, with a vote when somebody attested it.
+/// A path recorded as a derivation's output, with one attestation of that path
+/// when somebody attested it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DerivationVote {
+pub struct DerivationOutputVote {
     pub output_name: OutputName,
     pub output_path: StorePath,
     /// One attestation of the path, by anyone (None when nobody attested it).
-    pub vote: Option<DerivationVoteOf>,
+    pub vote: Option<OutputPathVote>,
 }
 
 /// One builder's attestation of a path named as a derivation's output.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DerivationVoteOf {
+pub struct OutputPathVote {
     pub builder: BuilderName,
     pub nar_hash: NarHash,
     /// When this attestation named this derivation output (None: it named another
@@ -169,7 +171,7 @@ pub trait Storage: Send + Sync + 'static {
 
     /// The outputs recorded for a derivation, each with its votes (one row per vote,
     /// or one row without a vote when nobody attested that output).
-    async fn derivation_votes(&self, drv: &DrvPath) -> StoreResult<Vec<DerivationVote>>;
+    async fn derivation_votes(&self, drv: &DrvPath) -> StoreResult<Vec<DerivationOutputVote>>;
 
     /// Attestations of the output paths with this 32-character hash part, oldest first,
     /// optionally of one builder only.

@@ -8,14 +8,16 @@ use std::fmt::Write;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
 
-use crate::api::builder_name;
 use crate::error::ApiError;
-use crate::extract::PathParams;
+use crate::extract::{PathBuilder, PathParams};
 use crate::state::AppState;
-use crate::storage::AttestationRecord;
 use nhc_core::fingerprint::References;
 use nhc_core::{BuilderName, NarHash, StorePath};
+use nhc_storage::AttestationRecord;
 
 const CACHE_INFO: &str = "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 50\n";
 
@@ -23,21 +25,34 @@ fn cache_info_response() -> Response {
     ([(CONTENT_TYPE, "text/x-nix-cache-info")], CACHE_INFO).into_response()
 }
 
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/nix-cache-info", get(cache_info))
+        .route("/{file}", get(narinfo_by_consensus))
+        .route("/builders/{name}/nix-cache-info", get(builder_cache_info))
+        .route("/builders/{name}/{file}", get(narinfo_of_builder))
+}
+
 /// `GET /nix-cache-info`
-pub async fn cache_info() -> Response {
+async fn cache_info() -> Response {
     cache_info_response()
 }
 
 /// `GET /builders/{name}/nix-cache-info`
-pub async fn builder_cache_info(
+async fn builder_cache_info(
     State(state): State<AppState>,
-    PathParams(name): PathParams<String>,
+    PathBuilder(name): PathBuilder,
 ) -> Result<Response, ApiError> {
-    let name = builder_name(&name)?;
     if !state.store.builder_known(&name).await? {
         return Err(ApiError::NotFound(format!("no builder named {name}")));
     }
     Ok(cache_info_response())
+}
+
+/// The `{file}` segment beside a `{name}`.
+#[derive(Deserialize)]
+struct NarinfoFile {
+    file: String,
 }
 
 /// The hash part of `<32 nix32 chars>.narinfo`; anything else is not in this cache.
@@ -49,7 +64,7 @@ fn narinfo_hash(file: &str) -> Result<&str, ApiError> {
 
 /// `GET /{hash}.narinfo`: the NAR hash attested by the most builders, with a `Sig:`
 /// line from each of them.
-pub async fn everyone(
+async fn narinfo_by_consensus(
     State(state): State<AppState>,
     PathParams(file): PathParams<String>,
 ) -> Result<Response, ApiError> {
@@ -60,11 +75,11 @@ pub async fn everyone(
 }
 
 /// `GET /builders/{name}/{hash}.narinfo`: that builder's latest attestation.
-pub async fn of_builder(
+async fn narinfo_of_builder(
     State(state): State<AppState>,
-    PathParams((name, file)): PathParams<(String, String)>,
+    PathBuilder(name): PathBuilder,
+    PathParams(NarinfoFile { file }): PathParams<NarinfoFile>,
 ) -> Result<Response, ApiError> {
-    let name = builder_name(&name)?;
     let hash = narinfo_hash(&file)?;
     let rows = state.store.attestations_by_hash_part(hash, Some(&name)).await?;
     let latest = rows

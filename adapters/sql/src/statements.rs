@@ -1,0 +1,168 @@
+//! The schema and every SQL statement, written once. sqlx runs them on SQLite and
+//! PostgreSQL; D1 runs them after [`positional`] rewrites `$1` into the `?1` that D1
+//! binds. Statements that need a dialect's JSON functions come in a SQLite (also D1)
+//! and a PostgreSQL version. Column order of every `SELECT` is what `crate::rows`
+//! decodes.
+
+/// `schema.sql`: portable types, natural keys, idempotent statements.
+pub const SCHEMA: &str = include_str!("../../../schema.sql");
+
+/// Rewrites `$N` placeholders into `?N`, the form D1 accepts.
+pub fn positional(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(|d| d.is_ascii_digit()) {
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The columns every attestation query returns, in this order.
+macro_rules! attestation_columns {
+    () => {
+        "builder, drv_path, output_name, output_path, nar_hash, nar_size, refs, signature, submitted_at"
+    };
+}
+
+pub const HEALTH: &str = "SELECT 1";
+
+// Builders, keys and tokens.
+pub const BUILDER_EXISTS: &str = "SELECT 1 FROM builders WHERE name = $1";
+pub const BUILDER_LIVE: &str = "SELECT 1 FROM builders WHERE name = $1 AND deleted_at IS NULL";
+pub const KEY_TAKEN: &str = "SELECT key_name FROM builder_keys WHERE key_name = $1 OR public_key = $2";
+pub const INSERT_BUILDER: &str = "INSERT INTO builders (name, created_at) VALUES ($1, $2)";
+pub const INSERT_KEY: &str =
+    "INSERT INTO builder_keys (key_name, public_key, builder, created_at) VALUES ($1, $2, $3, $4)";
+pub const INSERT_TOKEN: &str = "INSERT INTO tokens (id, secret_hash, builder, created_at) VALUES ($1, $2, $3, $4)";
+/// Columns: name, created_at, key_name, public_key (one row per key).
+pub const LIST_BUILDERS: &str = "SELECT b.name, b.created_at, k.key_name, k.public_key \
+    FROM builders b LEFT JOIN builder_keys k ON k.builder = b.name \
+    WHERE b.deleted_at IS NULL ORDER BY b.created_at, b.name, k.created_at, k.key_name";
+/// Returns a row per token revoked.
+pub const REVOKE_TOKENS: &str =
+    "UPDATE tokens SET revoked_at = $2 WHERE builder = $1 AND revoked_at IS NULL RETURNING id";
+/// Deleting keeps a tombstone: tokens go, the builder row stays with `deleted_at`.
+pub const DELETE_TOKENS: &str = "DELETE FROM tokens WHERE builder = $1";
+pub const MARK_DELETED: &str = "UPDATE builders SET deleted_at = $2 WHERE name = $1";
+/// A purge removes everything of the builder, in this order.
+pub const PURGE: [&str; 4] = [
+    "DELETE FROM attestations WHERE builder = $1",
+    "DELETE FROM tokens WHERE builder = $1",
+    "DELETE FROM builder_keys WHERE builder = $1",
+    "DELETE FROM builders WHERE name = $1",
+];
+/// Columns: builder, secret_hash, revoked_at, key_name, public_key (one row per key).
+pub const FIND_TOKEN: &str = "SELECT t.builder, t.secret_hash, t.revoked_at, k.key_name, k.public_key \
+    FROM tokens t JOIN builders b ON b.name = t.builder \
+    LEFT JOIN builder_keys k ON k.builder = t.builder \
+    WHERE t.id = $1 AND b.deleted_at IS NULL";
+
+// Attestations.
+/// `$1` is the path's hash part, `$2` the path.
+pub const ATTESTATIONS_OF_PATH: &str = concat!(
+    "SELECT ",
+    attestation_columns!(),
+    " FROM attestations WHERE hash_part = $1 AND output_path = $2 ORDER BY submitted_at, builder, nar_hash"
+);
+/// Also serves one builder's view (filtered after the query: a path has few
+/// attestations, and SQLite would otherwise pick the builder index and scan).
+pub const ATTESTATIONS_BY_HASH_PART: &str = concat!(
+    "SELECT ",
+    attestation_columns!(),
+    " FROM attestations WHERE hash_part = $1 ORDER BY submitted_at, builder, nar_hash"
+);
+/// Newest first; `$2` is the limit.
+pub const BUILDER_PAGE_FIRST: &str = concat!(
+    "SELECT ",
+    attestation_columns!(),
+    " FROM attestations WHERE builder = $1 \
+     ORDER BY submitted_at DESC, output_path DESC, nar_hash DESC LIMIT $2"
+);
+/// Strictly after the cursor `($3, $4, $5)` = (submitted_at, output_path, nar_hash).
+pub const BUILDER_PAGE_AFTER: &str = concat!(
+    "SELECT ",
+    attestation_columns!(),
+    " FROM attestations WHERE builder = $1 AND (submitted_at, output_path, nar_hash) < ($3, $4, $5) \
+     ORDER BY submitted_at DESC, output_path DESC, nar_hash DESC LIMIT $2"
+);
+/// Columns: output_name, output_path, builder, nar_hash (the last two NULL when
+/// nobody attested the path), claimed_at (the attestation's time when it named this
+/// derivation output, else NULL): one row per attestation of each path named.
+pub const DERIVATION_VOTES: &str = "SELECT d.output_name, d.output_path, a.builder, a.nar_hash, \
+    CASE WHEN a.drv_path = d.drv_path AND a.output_name = d.output_name THEN a.submitted_at END AS claimed_at \
+    FROM derivation_outputs d LEFT JOIN attestations a \
+    ON a.hash_part = substr(d.output_path, 12, 32) AND a.output_path = d.output_path \
+    WHERE d.drv_path = $1";
+
+/// Statements whose text differs between SQLite (and D1) and PostgreSQL: lists
+/// travel as one JSON parameter, so the text never changes with their length
+/// (one prepared statement, no limit on bound parameters; D1 allows 100).
+pub struct Dialect {
+    /// `$1`: a JSON array of full store paths. Columns: output_path, builder, nar_hash.
+    pub votes_of_paths: &'static str,
+    /// `$1`: a JSON array of rows `[output_path, builder, nar_hash, hash_part, nar_size,
+    /// refs, signature, drv_path, output_name, submitted_at]`. Returns the keys inserted;
+    /// existing ones are duplicates and change nothing, and so are rows of a builder
+    /// deleted since its token was checked.
+    pub insert_attestations: &'static str,
+    /// `$1`: a JSON array of `[drv_path, output_name, output_path]`.
+    pub insert_derivation_outputs: &'static str,
+    /// How a transaction that writes begins (SQLite must take the write lock at once).
+    pub begin_write: &'static str,
+}
+
+pub const SQLITE: Dialect = Dialect {
+    votes_of_paths: "SELECT output_path, builder, nar_hash FROM attestations \
+        WHERE hash_part IN (SELECT substr(value, 12, 32) FROM json_each($1)) \
+        AND output_path IN (SELECT value FROM json_each($1))",
+    // Only for builders that still exist: a builder deleted or purged while its
+    // submission waited for the writer gets nothing stored (the WHERE also lets
+    // SQLite parse an upsert on INSERT ... SELECT).
+    insert_attestations: "INSERT INTO attestations \
+        (output_path, builder, nar_hash, hash_part, nar_size, refs, signature, drv_path, output_name, submitted_at) \
+        SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
+               value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9 \
+        FROM json_each($1) WHERE EXISTS (SELECT 1 FROM builders b WHERE b.name = value ->> 1 AND b.deleted_at IS NULL) \
+        ON CONFLICT (hash_part, output_path, builder, nar_hash) DO NOTHING \
+        RETURNING output_path, builder, nar_hash",
+    insert_derivation_outputs: "INSERT INTO derivation_outputs (drv_path, output_name, output_path) \
+        SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each($1) WHERE true \
+        ON CONFLICT (drv_path, output_name, output_path) DO NOTHING",
+    // A deferred transaction that read first cannot upgrade while another
+    // connection writes: it fails at once with SQLITE_BUSY instead of waiting.
+    begin_write: "BEGIN IMMEDIATE",
+};
+
+pub const POSTGRES: Dialect = Dialect {
+    votes_of_paths: "SELECT output_path, builder, nar_hash FROM attestations \
+        WHERE hash_part IN (SELECT substr(p, 12, 32) FROM json_array_elements_text($1::json) AS p) \
+        AND output_path IN (SELECT json_array_elements_text($1::json))",
+    insert_attestations: "INSERT INTO attestations \
+        (output_path, builder, nar_hash, hash_part, nar_size, refs, signature, drv_path, output_name, submitted_at) \
+        SELECT v ->> 0, v ->> 1, v ->> 2, v ->> 3, (v ->> 4)::bigint, \
+               v ->> 5, v ->> 6, v ->> 7, v ->> 8, (v ->> 9)::bigint \
+        FROM json_array_elements($1::json) AS v \
+        WHERE EXISTS (SELECT 1 FROM builders b WHERE b.name = v ->> 1 AND b.deleted_at IS NULL) \
+        ON CONFLICT (hash_part, output_path, builder, nar_hash) DO NOTHING \
+        RETURNING output_path, builder, nar_hash",
+    insert_derivation_outputs: "INSERT INTO derivation_outputs (drv_path, output_name, output_path) \
+        SELECT v ->> 0, v ->> 1, v ->> 2 FROM json_array_elements($1::json) AS v \
+        ON CONFLICT (drv_path, output_name, output_path) DO NOTHING",
+    begin_write: "BEGIN",
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positional_rewrites_only_numbered_placeholders() {
+        assert_eq!(positional("a = $1 AND b = $12 AND c = '$x'"), "a = ?1 AND b = ?12 AND c = '$x'");
+        assert_eq!(positional(BUILDER_PAGE_AFTER).matches('?').count(), 5);
+        assert!(!positional(SQLITE.insert_attestations).contains('$'));
+    }
+}

@@ -1,0 +1,228 @@
+//! The [`Storage`] trait implemented once, over any [`Executor`]: every query, its
+//! parameters and the decoding of its rows. A driver only runs statements.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use nhc_core::{BuilderName, DrvPath, StorePath};
+use nhc_storage::{
+    AttestationRecord, BuilderRecord, Cursor, DerivationOutputVote, InsertCounts, NewBuilder, NewToken, Storage,
+    StoreError, StoreResult, Submission, TokenRecord, Vote,
+};
+
+use crate::batch::{json_arrays, AttestationKey, InsertBatch};
+use crate::exec::{Executor, Param, Statement};
+use crate::{rows, statements as sql};
+
+/// The storage on a SQL database reached through `E`.
+pub struct SqlStorage<E> {
+    exec: E,
+}
+
+impl<E: Executor> SqlStorage<E> {
+    pub fn new(exec: E) -> Self {
+        SqlStorage { exec }
+    }
+
+    /// The driver, for what is not storage (migrations, closing, its name).
+    pub fn executor(&self) -> &E {
+        &self.exec
+    }
+
+    async fn exists(&self, statement: &'static str, name: &BuilderName) -> StoreResult<bool> {
+        Ok(!self.exec.query(statement, &[Param::Text(name.as_str())]).await?.is_empty())
+    }
+
+    /// True when a builder of that name exists and is not deleted.
+    async fn live(&self, name: &BuilderName) -> StoreResult<bool> {
+        self.exists(sql::BUILDER_LIVE, name).await
+    }
+}
+
+/// The conflict when a builder name is taken (deleted builders keep theirs).
+fn name_taken(name: &BuilderName) -> StoreError {
+    StoreError::Conflict(format!("a builder named {name} exists or existed"))
+}
+
+/// The conflict when a key name or key is registered to some builder.
+fn key_taken(key: &nhc_core::PublicKey) -> StoreError {
+    StoreError::Conflict(format!("the key {} (its name or its key) is registered already", key.name()))
+}
+
+/// Stores submissions in one transaction and returns each one's counts: the
+/// default of [`Executor::insert_submission`], and what the sqlx group-commit
+/// writer runs for a whole batch.
+pub async fn insert_submissions<E: Executor + ?Sized>(
+    exec: &E,
+    submissions: &[&Submission],
+) -> StoreResult<Vec<InsertCounts>> {
+    let batch = InsertBatch::new(submissions, exec.max_param_bytes())?;
+    let dialect = exec.dialect();
+    let mut statements = Vec::with_capacity(batch.attestations.len() + batch.derivations.len());
+    for rows in &batch.attestations {
+        statements.push(Statement::new(dialect.insert_attestations, vec![Param::Text(rows)]));
+    }
+    for rows in &batch.derivations {
+        statements.push(Statement::new(dialect.insert_derivation_outputs, vec![Param::Text(rows)]));
+    }
+    let results = exec.transaction(&statements).await?;
+    if results.len() < batch.attestations.len() {
+        return Err(StoreError::Internal("the transaction returned fewer results than statements".into()));
+    }
+    let mut inserted: HashSet<AttestationKey> = HashSet::new();
+    for rows in results.into_iter().take(batch.attestations.len()) {
+        for row in rows {
+            inserted.insert(rows::key(row)?);
+        }
+    }
+    Ok(batch.counts(&inserted))
+}
+
+#[async_trait]
+impl<E: Executor> Storage for SqlStorage<E> {
+    async fn health(&self) -> StoreResult<()> {
+        self.exec.query(sql::HEALTH, &[]).await.map(|_| ())
+    }
+
+    async fn create_builder(&self, b: &NewBuilder) -> StoreResult<()> {
+        // Checked first for a message that names the clash; the unique constraints
+        // still decide a race (drivers map them to Conflict as well).
+        if self.exists(sql::BUILDER_EXISTS, &b.name).await? {
+            return Err(name_taken(&b.name));
+        }
+        for key in &b.public_keys {
+            let key_base64 = key.key_base64();
+            let clash =
+                self.exec.query(sql::KEY_TAKEN, &[Param::Text(key.name().as_str()), Param::Text(&key_base64)]).await?;
+            if !clash.is_empty() {
+                return Err(key_taken(key));
+            }
+        }
+        let name = Param::Text(b.name.as_str());
+        let at = Param::Int(b.created_at);
+        let keys: Vec<String> = b.public_keys.iter().map(|k| k.key_base64()).collect();
+        let mut statements = vec![Statement::new(sql::INSERT_BUILDER, vec![name, at])];
+        for (key, key_base64) in b.public_keys.iter().zip(&keys) {
+            statements.push(Statement::new(
+                sql::INSERT_KEY,
+                vec![Param::Text(key.name().as_str()), Param::Text(key_base64), name, at],
+            ));
+        }
+        statements.push(Statement::new(
+            sql::INSERT_TOKEN,
+            vec![Param::Text(&b.token.id), Param::Text(&b.token.secret_hash), name, at],
+        ));
+        self.exec.transaction(&statements).await.map(|_| ())
+    }
+
+    async fn list_builders(&self) -> StoreResult<Vec<BuilderRecord>> {
+        rows::builders(self.exec.query(sql::LIST_BUILDERS, &[]).await?)
+    }
+
+    async fn builder_known(&self, name: &BuilderName) -> StoreResult<bool> {
+        self.exists(sql::BUILDER_EXISTS, name).await
+    }
+
+    async fn add_token(&self, name: &BuilderName, token: &NewToken, created_at: i64) -> StoreResult<bool> {
+        if !self.live(name).await? {
+            return Ok(false);
+        }
+        let params = [
+            Param::Text(&token.id),
+            Param::Text(&token.secret_hash),
+            Param::Text(name.as_str()),
+            Param::Int(created_at),
+        ];
+        self.exec.query(sql::INSERT_TOKEN, &params).await?;
+        Ok(true)
+    }
+
+    async fn revoke_tokens(&self, name: &BuilderName, at: i64) -> StoreResult<Option<u64>> {
+        if !self.live(name).await? {
+            return Ok(None);
+        }
+        let revoked = self.exec.query(sql::REVOKE_TOKENS, &[Param::Text(name.as_str()), Param::Int(at)]).await?;
+        Ok(Some(revoked.len() as u64))
+    }
+
+    async fn delete_builder(&self, name: &BuilderName, purge: bool, at: i64) -> StoreResult<bool> {
+        let exists = if purge { self.builder_known(name).await? } else { self.live(name).await? };
+        if !exists {
+            return Ok(false);
+        }
+        let n = Param::Text(name.as_str());
+        let statements: Vec<Statement> = if purge {
+            sql::PURGE.iter().map(|s| Statement::new(s, vec![n])).collect()
+        } else {
+            vec![
+                Statement::new(sql::DELETE_TOKENS, vec![n]),
+                Statement::new(sql::MARK_DELETED, vec![n, Param::Int(at)]),
+            ]
+        };
+        self.exec.transaction(&statements).await?;
+        Ok(true)
+    }
+
+    async fn find_token(&self, id: &str) -> StoreResult<Option<TokenRecord>> {
+        rows::token(self.exec.query(sql::FIND_TOKEN, &[Param::Text(id)]).await?)
+    }
+
+    async fn insert_attestations(&self, submission: Submission) -> StoreResult<InsertCounts> {
+        self.exec.insert_submission(submission).await
+    }
+
+    async fn attestations_of_path(&self, path: &StorePath) -> StoreResult<Vec<AttestationRecord>> {
+        let params = [Param::Text(path.hash_part()), Param::Text(path.as_str())];
+        rows::attestations(self.exec.query(sql::ATTESTATIONS_OF_PATH, &params).await?)
+    }
+
+    async fn votes_of_paths(&self, paths: &[StorePath]) -> StoreResult<Vec<Vote>> {
+        // One statement for any number of paths (several where the database limits a
+        // parameter's size): the list travels as one JSON parameter.
+        let paths: Vec<&str> = paths.iter().map(StorePath::as_str).collect();
+        let mut votes = Vec::new();
+        for list in json_arrays(&paths, self.exec.max_param_bytes())? {
+            for row in self.exec.query(self.exec.dialect().votes_of_paths, &[Param::Text(&list)]).await? {
+                votes.push(rows::vote(row)?);
+            }
+        }
+        Ok(votes)
+    }
+
+    async fn derivation_votes(&self, drv: &DrvPath) -> StoreResult<Vec<DerivationOutputVote>> {
+        let found = self.exec.query(sql::DERIVATION_VOTES, &[Param::Text(drv.as_str())]).await?;
+        found.into_iter().map(rows::derivation_output_vote).collect()
+    }
+
+    async fn attestations_by_hash_part(
+        &self,
+        hash_part: &str,
+        builder: Option<&BuilderName>,
+    ) -> StoreResult<Vec<AttestationRecord>> {
+        let mut found =
+            rows::attestations(self.exec.query(sql::ATTESTATIONS_BY_HASH_PART, &[Param::Text(hash_part)]).await?)?;
+        if let Some(b) = builder {
+            found.retain(|r| &r.builder == b);
+        }
+        Ok(found)
+    }
+
+    async fn builder_attestations(
+        &self,
+        builder: &BuilderName,
+        cursor: Option<&Cursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<AttestationRecord>> {
+        let (name, limit) = (Param::Text(builder.as_str()), Param::Int(i64::from(limit)));
+        let found = match cursor {
+            None => self.exec.query(sql::BUILDER_PAGE_FIRST, &[name, limit]).await?,
+            Some(c) => {
+                let hash = c.nar_hash.to_string();
+                let params =
+                    [name, limit, Param::Int(c.submitted_at), Param::Text(c.output_path.as_str()), Param::Text(&hash)];
+                self.exec.query(sql::BUILDER_PAGE_AFTER, &params).await?
+            }
+        };
+        rows::attestations(found)
+    }
+}

@@ -1,0 +1,5 @@
+//! What the API does, without HTTP: the handlers under `api/` extract and answer,
+//! these functions decide. The server's command line calls them directly.
+
+pub mod attestations;
+pub mod builders;
