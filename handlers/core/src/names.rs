@@ -92,6 +92,13 @@ mod tests {
     }
 
     #[test]
+    fn names_honour_width_and_alignment() {
+        // `nhc-server builder list` lays out its table with `{:<24}`.
+        let b = BuilderName::parse("ab").unwrap();
+        assert_eq!(format!("{b:<5}|{b:>4}|"), "ab   |  ab|");
+    }
+
+    #[test]
     fn output_names() {
         for ok in ["out", "dev", "lib32", "man-1"] {
             assert!(OutputName::parse(ok).is_ok(), "{ok}");
