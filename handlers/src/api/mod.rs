@@ -3,6 +3,7 @@
 mod admin;
 mod builders;
 mod derivations;
+mod me;
 mod outputs;
 mod status;
 mod submit;
@@ -23,6 +24,7 @@ use crate::storage::AttestationRecord;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/v1/me", get(me::show))
         .route("/v1/builders", get(builders::list))
         .route("/v1/builders/{name}/attestations", get(builders::attestations))
         .route("/v1/outputs/{basename}", get(outputs::show))
