@@ -9,7 +9,7 @@ pub fn me_names_the_tokens_builder_and_keys(ctx: &Ctx) -> TestResult {
     let r = ctx.get_auth("/v1/me", Some(&b.token))?;
     r.expect(200)?;
     let v = r.json()?;
-    ensure_eq!(v["name"].as_str(), Some(b.name.as_str()));
+    ensure_eq!(v["name"].as_str(), Some(b.name.as_str()), "name");
     let mut got: Vec<String> = v["public_keys"]
         .as_array()
         .ok_or("no public_keys")?
@@ -19,7 +19,7 @@ pub fn me_names_the_tokens_builder_and_keys(ctx: &Ctx) -> TestResult {
     let mut want: Vec<String> = b.keys.iter().map(|k| k.public_key().to_string()).collect();
     got.sort();
     want.sort();
-    ensure_eq!(got, want);
+    ensure_eq!(got, want, "public_keys");
     for bad in [None, Some("wrong")] {
         ctx.get_auth("/v1/me", bad)?.expect_error(401, "unauthorized")?;
     }
