@@ -33,6 +33,9 @@ NHC_FUZZ_SECONDS=$NHC_FUZZ_SECONDS scripts/fuzz
 step "the hook and client end to end: real Nix 2.8 building with nhc-hook against nhc-server (hook/e2e.sh)"
 hook/e2e.sh
 
+step "nhc import end to end: a real signed Nix binary cache over http:// and file:// (hook/import-e2e.sh)"
+hook/import-e2e.sh
+
 step "build the conformance suite and the server"
 cargo build --locked -p nhc-conformance -p nhc-server
 

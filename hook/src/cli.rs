@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::command::{self, flush, hash, jobset, keygen, pubkey, status, submit, with_config};
+use crate::command::{self, flush, hash, import, jobset, keygen, pubkey, status, submit, with_config};
 use crate::config;
 use crate::log;
 
@@ -28,6 +28,7 @@ enum Cmd {
     Flush(flush::Args),
     Status(status::Args),
     Jobset(jobset::Args),
+    Import(import::Args),
 }
 
 /// The `nhc` binary; returns its exit status.
@@ -41,6 +42,7 @@ pub fn main() -> i32 {
         Cmd::Flush(a) => with_config(|cfg| flush::run(cfg, a)),
         Cmd::Status(a) => with_config(|cfg| status::run(cfg, a)),
         Cmd::Jobset(a) => with_config(|cfg| jobset::run(cfg, a)),
+        Cmd::Import(a) => with_config(|cfg| import::run(cfg, a)),
     };
     r.unwrap_or_else(|e: command::CommandError| {
         log::error(&e.to_string());

@@ -116,6 +116,14 @@ impl Ctx {
         self.finish(&format!("GET {path}"), self.agent.get(self.url(path)).call())
     }
 
+    pub fn get_auth(&self, path: &str, token: Option<&str>) -> Result<Resp, Failed> {
+        let mut req = self.agent.get(self.url(path));
+        if let Some(t) = token {
+            req = req.header("authorization", &format!("Bearer {t}"));
+        }
+        self.finish(&format!("GET {path}"), req.call())
+    }
+
     pub fn head(&self, path: &str) -> Result<Resp, Failed> {
         self.finish(&format!("HEAD {path}"), self.agent.head(self.url(path)).call())
     }

@@ -4,6 +4,7 @@ mod admin;
 mod binary_cache;
 mod builders;
 mod derivations;
+mod me;
 mod outputs;
 mod status;
 mod submit;
@@ -23,6 +24,7 @@ use crate::state::AppState;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
+        .merge(me::routes())
         .merge(builders::routes())
         .merge(outputs::routes())
         .merge(derivations::routes())

@@ -3,6 +3,7 @@
 
 pub mod flush;
 pub mod hash;
+pub mod import;
 pub mod jobset;
 pub mod keygen;
 pub mod pubkey;

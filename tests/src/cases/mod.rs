@@ -4,6 +4,7 @@ mod admin;
 mod bad_input;
 mod basics;
 mod concurrency;
+mod me;
 mod narinfo;
 mod nix_client;
 mod pagination;
@@ -30,6 +31,7 @@ pub fn all() -> Vec<(&'static str, Case)> {
         basics::wrong_methods_are_json_405,
         basics::head_works_on_get_routes,
         basics::cache_info_is_served,
+        me::me_names_the_tokens_builder_and_keys,
         admin::admin_routes_need_the_admin_token,
         admin::created_builders_are_listed_with_their_keys,
         admin::taken_names_and_keys_conflict,

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# End to end for `nhc import --cache` (issue 14) with real components: real Nix 2.8 builds
+# paths in a private store, signs them with a test key and copies them to a file:// binary
+# cache; a few narinfo are broken by hand; the cache is served over HTTP on 127.0.0.1;
+# nhc-server (SQLite) has a builder registered with the cache's key. Imports from http://
+# and file://, checks the attestations against what Nix recorded and with `nix store verify`.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+step() { printf '\n==> import-e2e: %s\n' "$*" >&2; }
+fail() { printf 'import-e2e: FAIL: %s\n' "$*" >&2; exit 1; }
+ok() { printf '    ok: %s\n' "$*" >&2; }
+
+step "build nhc and nhc-server"
+cargo build --quiet -p nhc-hook -p nhc-server --manifest-path "$root/Cargo.toml"
+bin=${CARGO_TARGET_DIR:-$root/target}/debug
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/nhc-import-e2e.XXXXXX")
+pids=()
+cleanup() {
+  local rc=$?
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  chmod -R u+w "$T" 2>/dev/null || true
+  [ "${NHC_E2E_KEEP:-0}" = 1 ] && echo "kept $T" >&2 || rm -rf "$T"
+  [ $rc = 0 ] && echo "import-e2e: all checks passed" >&2 || echo "import-e2e: FAILED (exit $rc)" >&2
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_up() { for _ in $(seq 100); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; fail "$1 did not come up"; }
+
+mkdir -p "$T/conf" "$T/cache" "$T/store" "$T/bc"
+: >"$T/conf/nix.conf"
+export NIX_CONF_DIR=$T/conf NIX_USER_CONF_FILES=/dev/null XDG_CACHE_HOME=$T/cache
+export NIX_CONFIG="experimental-features = nix-command
+build-users-group =
+store = $T/store
+sandbox = true
+sandbox-fallback = false
+sandbox-paths = /bin /usr /lib /lib64
+substituters =
+narinfo-cache-negative-ttl = 0
+narinfo-cache-positive-ttl = 0"
+
+step "real Nix builds 7 paths (one referring to another), signs them, copies them to file://$T/bc"
+cat >"$T/drvs.nix" <<'NIX'
+{ nonce }:
+let
+  mk = name: script: derivation { inherit name nonce; system = builtins.currentSystem; builder = "/bin/sh";
+    args = [ "-c" script ]; PATH = "/usr/bin:/bin"; };
+  base = mk "base" "echo base $nonce > $out";
+in [ base (mk "user" "echo ${base} > $out") ] ++ map (n: mk "p${toString n}" "echo ${toString n} $nonce > $out") [ 1 2 3 4 5 ]
+NIX
+mapfile -t paths < <(nix-build --no-out-link "$T/drvs.nix" --argstr nonce "$RANDOM$RANDOM" 2>/dev/null)
+[ ${#paths[@]} = 7 ] || fail "expected 7 paths, got ${#paths[@]}"
+nix key generate-secret --key-name import-e2e-1 >"$T/cache.sec"
+nix key convert-secret-to-public <"$T/cache.sec" >"$T/cache.pub"
+nix key generate-secret --key-name other-1 >"$T/other.sec"
+nix store sign --key-file "$T/cache.sec" "${paths[@]}"
+nix copy --to "file://$T/bc" "${paths[@]}"
+ok "cache at $T/bc: $(ls "$T/bc"/*.narinfo | wc -l) narinfo"
+
+h() { basename "$1" | cut -c1-32; }
+good=("${paths[@]:0:2}")
+edited=${paths[2]}; nosig=${paths[3]}; othersig=${paths[4]}; truncated=${paths[5]}; missing=${paths[6]}
+sed -i 's/^NarHash: sha256:./NarHash: sha256:0/' "$T/bc/$(h "$edited").narinfo"
+sed -i '/^Sig:/d' "$T/bc/$(h "$nosig").narinfo"
+# Signed by another key: sign in the store with it, copy again into a second dir, take that narinfo without our Sig.
+nix store sign --key-file "$T/other.sec" "$othersig"
+grep -v '^Sig: import-e2e-1:' "$T/bc/$(h "$othersig").narinfo" >"$T/x"; nix path-info --sigs "$othersig" | grep -o 'other-1:[^ ]*' | sed 's/^/Sig: /' >>"$T/x"; mv "$T/x" "$T/bc/$(h "$othersig").narinfo"
+head -c 60 "$T/bc/$(h "$truncated").narinfo" >"$T/x"; mv "$T/x" "$T/bc/$(h "$truncated").narinfo"
+rm "$T/bc/$(h "$missing").narinfo"
+
+step "serve the cache over HTTP; start nhc-server with builder 'hydra' registered with the cache key"
+cport=$(free_port); sport=$(free_port)
+python3 -m http.server --bind 127.0.0.1 "$cport" --directory "$T/bc" >"$T/http.log" 2>&1 & pids+=($!)
+NHC_ADMIN_TOKEN=admin "$bin/nhc-server" --database "sqlite://$T/server.db" user add hydra --public-key "$(cat "$T/cache.pub")" >"$T/token" 2>/dev/null
+NHC_ADMIN_TOKEN=admin "$bin/nhc-server" --database "sqlite://$T/server.db" serve --listen "127.0.0.1:$sport" >"$T/server.log" 2>&1 & pids+=($!)
+URL=http://127.0.0.1:$sport
+wait_up "http://127.0.0.1:$cport/nix-cache-info"; wait_up "$URL/health"
+export HASH_COLLECTION_CONFIG=/dev/null HASH_COLLECTION_SERVER=$URL HASH_COLLECTION_TOKEN_FILE=$T/token
+curl -fsS -H "Authorization: Bearer $(cat "$T/token")" "$URL/v1/me" | grep -q '"name":"hydra"' || fail "/v1/me"
+ok "/v1/me answers the builder"
+
+step "import from http:// : 2 imported, 1 not in cache, 2 unsigned, 2 invalid, exit 1"
+set +e; "$bin/nhc" import --cache "http://127.0.0.1:$cport" "${paths[@]}" >"$T/out1" 2>"$T/err1"; rc=$?; set -e
+cat "$T/out1"
+[ $rc = 1 ] || { cat "$T/err1"; fail "exit $rc, expected 1"; }
+grep -q 'imported 2, duplicates 0, not in cache 1, unsigned 2, invalid 2, failed 0' "$T/out1" || { cat "$T/err1"; fail "summary"; }
+ok "reported: $(tr '\n' ' ' <"$T/err1")"
+
+step "the imported attestations are what Nix recorded, and nix store verify accepts them"
+for p in "${good[@]}"; do
+  nix path-info --json "$p" >"$T/pi.json"
+  curl -fsS "$URL/v1/outputs/$(basename "$p")" >"$T/o.json"
+  python3 - "$T/pi.json" "$T/o.json" <<'PY' || fail "$p differs from Nix's record"
+import json, sys, base64
+pi = json.load(open(sys.argv[1]))[0]; o = json.load(open(sys.argv[2]))
+a = [x for x in o["attestations"] if x["builder"] == "hydra"]
+assert len(a) == 1, a
+a = a[0]
+alphabet = "0123456789abcdfghijklmnpqrsvwxyz"
+raw = base64.b64decode(pi["narHash"].split("-", 1)[1])
+n = len(raw) * 8 // 5 + (1 if len(raw) * 8 % 5 else 0)
+s = ""
+for i in range(n - 1, -1, -1):
+    b = i * 5; j, k = b // 8, b % 8
+    c = (raw[j] >> k) | ((raw[j + 1] << (8 - k)) if j + 1 < len(raw) else 0)
+    s += alphabet[c & 0x1f]
+assert a["nar_hash"] == "sha256:" + s, (a["nar_hash"], s)
+assert a["nar_size"] == pi["narSize"]
+assert sorted(a["references"]) == sorted(pi["references"]), (a["references"], pi["references"])
+# The .drv is in the local store: the deriver is the derivation and the output is named.
+assert a["drv_path"] == pi["deriver"] and a["output_name"] == "out", (a["drv_path"], a["output_name"])
+PY
+done
+nix store verify --store "$URL/builders/hydra" --trusted-public-keys "$(cat "$T/cache.pub")" --no-contents "${good[@]}" || fail "nix store verify"
+for p in "$edited" "$nosig" "$othersig" "$truncated" "$missing"; do
+  code=$(curl -s -o "$T/o.json" -w '%{http_code}' "$URL/v1/outputs/$(basename "$p")")
+  [ "$code" = 404 ] || grep -q '"attestations":\[\]' "$T/o.json" || fail "$p was stored"
+done
+ok "byte-identical hash, size, references; verified by Nix; the 5 bad ones stored nothing"
+
+step "import again from file:// : nothing new (duplicates)"
+set +e; "$bin/nhc" import --cache "file://$T/bc" "${good[@]}" >"$T/out2" 2>"$T/err2"; rc=$?; set -e
+cat "$T/out2"
+[ $rc = 0 ] || { cat "$T/err2"; fail "exit $rc"; }
+grep -q 'imported 0, duplicates 2' "$T/out2" || fail "rerun summary"
+ok "rerun from file:// sent nothing new"
+
+step "--jobset on a server without jobset routes: a clear error"
+set +e; "$bin/nhc" import --cache "file://$T/bc" --jobset j --rev r >"$T/out3" 2>"$T/err3"; rc=$?; set -e
+[ $rc = 1 ] && grep -q '404' "$T/err3" || { cat "$T/err3"; fail "jobset 404"; }
+ok "$(cat "$T/err3")"
