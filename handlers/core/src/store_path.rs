@@ -137,6 +137,19 @@ impl DrvPath {
         &self.0
     }
 
+    /// The name of this derivation's output whose path is `out`, by Nix's rule for
+    /// output path names (`outputPathName`): `<name>` for `out`, `<name>-<output>` for
+    /// any other. Exact for a path known to be an output of this derivation; `None` when
+    /// `out`'s name does not follow the rule (then it is not one of its outputs).
+    pub fn output_name_of(&self, out: &StorePath) -> Option<crate::OutputName> {
+        let drv_name = self.0.name().strip_suffix(".drv")?;
+        let out_name = out.name();
+        if out_name == drv_name {
+            return crate::OutputName::parse("out").ok();
+        }
+        crate::OutputName::parse(out_name.strip_prefix(drv_name)?.strip_prefix('-')?).ok()
+    }
+
     pub fn as_str(&self) -> &str {
         self.0.as_str()
     }

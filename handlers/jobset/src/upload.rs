@@ -135,15 +135,9 @@ impl Items {
     }
 }
 
-/// The output name of `drv` whose path is `out`, by Nix's rule for output path names:
-/// `<name>` for `out`, `<name>-<output>` for any other. `None` when it does not apply.
+/// The name of the output of `drv` whose path is `out` ([`DrvPath::output_name_of`]).
 pub fn output_name_from_path(drv: &DrvPath, out: &StorePath) -> Option<OutputName> {
-    let drv_name = drv.as_store_path().name().strip_suffix(".drv")?;
-    let out_name = out.name();
-    if out_name == drv_name {
-        return OutputName::parse("out").ok();
-    }
-    OutputName::parse(out_name.strip_prefix(drv_name)?.strip_prefix('-')?).ok()
+    drv.output_name_of(out)
 }
 
 /// An output path: a store path that is not a derivation.

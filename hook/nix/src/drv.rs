@@ -137,17 +137,9 @@ pub fn parse(text: &[u8]) -> Result<Derivation, DrvError> {
     Ok(Derivation { outputs, input_drvs, input_srcs })
 }
 
-/// The name of the output of `drv` whose path is `out`, by Nix's rule for output path
-/// names (`outputPathName`): `<name>` for `out`, `<name>-<output>` for any other.
-/// Exact for a path known to be an output of `drv`; `None` when `out`'s name does
-/// not follow the rule (then it is not an output of `drv`).
+/// The name of the output of `drv` whose path is `out` ([`DrvPath::output_name_of`]).
 pub fn output_name_from_path(drv: &DrvPath, out: &StorePath) -> Option<OutputName> {
-    let drv_name = drv.as_store_path().name().strip_suffix(".drv")?;
-    let out_name = out.name();
-    if out_name == drv_name {
-        return OutputName::parse("out").ok();
-    }
-    OutputName::parse(out_name.strip_prefix(drv_name)?.strip_prefix('-')?).ok()
+    drv.output_name_of(out)
 }
 
 #[cfg(test)]
