@@ -116,9 +116,12 @@ pub struct Dialect {
 }
 
 pub const SQLITE: Dialect = Dialect {
-    votes_of_paths: "SELECT output_path, builder, nar_hash FROM attestations \
-        WHERE hash_part IN (SELECT substr(value, 12, 32) FROM json_each($1)) \
-        AND output_path IN (SELECT value FROM json_each($1))",
+    // One primary-key lookup per distinct path asked: CROSS JOIN keeps the list as
+    // the outer loop (two `IN (json_each)` lists were probed n × n).
+    votes_of_paths: "SELECT a.output_path, a.builder, a.nar_hash \
+        FROM (SELECT DISTINCT value AS p FROM json_each($1)) AS j \
+        CROSS JOIN attestations AS a \
+        WHERE a.hash_part = substr(j.p, 12, 32) AND a.output_path = j.p",
     // Only for builders that still exist: a builder deleted or purged while its
     // submission waited for the writer gets nothing stored (the WHERE also lets
     // SQLite parse an upsert on INSERT ... SELECT).
@@ -138,9 +141,9 @@ pub const SQLITE: Dialect = Dialect {
 };
 
 pub const POSTGRES: Dialect = Dialect {
-    votes_of_paths: "SELECT output_path, builder, nar_hash FROM attestations \
-        WHERE hash_part IN (SELECT substr(p, 12, 32) FROM json_array_elements_text($1::json) AS p) \
-        AND output_path IN (SELECT json_array_elements_text($1::json))",
+    votes_of_paths: "SELECT a.output_path, a.builder, a.nar_hash \
+        FROM (SELECT DISTINCT p FROM json_array_elements_text($1::json) AS p) AS j \
+        JOIN attestations AS a ON a.hash_part = substr(j.p, 12, 32) AND a.output_path = j.p",
     insert_attestations: "INSERT INTO attestations \
         (output_path, builder, nar_hash, hash_part, nar_size, refs, signature, drv_path, output_name, submitted_at) \
         SELECT v ->> 0, v ->> 1, v ->> 2, v ->> 3, (v ->> 4)::bigint, \

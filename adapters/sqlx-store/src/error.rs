@@ -32,14 +32,7 @@ pub(crate) fn store_error(e: sqlx::Error) -> StoreError {
         }
         E::Database(db) => {
             let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
-            // SQLite BUSY/LOCKED (5, 6 and their extended codes); Postgres classes
-            // 08 (connection), 53 (resources), 57 (operator intervention), 40 (rollback).
-            let transient = if code.len() == 5 {
-                // Postgres SQLSTATEs are always five characters.
-                ["08", "53", "57", "40"].iter().any(|p| code.starts_with(p))
-            } else {
-                matches!(code.parse::<i32>().map(|c| c & 0xff), Ok(5) | Ok(6))
-            };
+            let transient = transient_code(&code);
             if db.is_unique_violation() {
                 StoreError::Conflict(db.message().to_owned())
             } else if transient {
@@ -49,5 +42,46 @@ pub(crate) fn store_error(e: sqlx::Error) -> StoreError {
             }
         }
         _ => StoreError::Internal(e.to_string()),
+    }
+}
+
+/// Whether a database error code means "try again later". Postgres classes 08
+/// (connection), 53 (resources), 57 (operator intervention), 40 (rollback); SQLite
+/// BUSY (5), LOCKED (6), IOERR (10), FULL (13) and CANTOPEN (14, e.g. out of file
+/// descriptors), with their extended codes: the request was fine, the machine was not.
+fn transient_code(code: &str) -> bool {
+    // Postgres SQLSTATEs are five characters and not all digits; SQLite's extended
+    // codes are numbers below 10,000.
+    match code.parse::<i32>() {
+        Ok(c) if code.len() < 5 => matches!(c & 0xff, 5 | 6 | 10 | 13 | 14),
+        _ => ["08", "53", "57", "40"].iter().any(|p| code.starts_with(p)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transient_code;
+
+    #[test]
+    fn sqlite_resource_errors_are_temporary() {
+        // BUSY, LOCKED, IOERR, FULL, CANTOPEN, and extended codes of them
+        // (BUSY_SNAPSHOT 517, IOERR_FSYNC 1034, CANTOPEN_NOTEMPDIR 270).
+        for code in ["5", "6", "10", "13", "14", "517", "1034", "270"] {
+            assert!(transient_code(code), "{code}");
+        }
+        // CONSTRAINT, CORRUPT, MISMATCH, ERROR: a bug or bad data.
+        for code in ["19", "11", "20", "1", "2067", ""] {
+            assert!(!transient_code(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn postgres_classes() {
+        for code in ["08006", "53300", "57P01", "40001"] {
+            assert!(transient_code(code), "{code}");
+        }
+        for code in ["23505", "42P01", "22001"] {
+            assert!(!transient_code(code), "{code}");
+        }
     }
 }

@@ -19,13 +19,14 @@ async fn bulk(
     State(state): State<AppState>,
     JsonBody(req): JsonBody<StatusRequest>,
 ) -> Result<Json<StatusResponse>, ApiError> {
-    if req.paths.len() > MAX_STATUS_PATHS {
+    // Counted after removing repeats: a path asked twice costs one lookup and gets one answer.
+    let paths: Vec<StorePath> = req.paths.into_iter().collect::<BTreeSet<_>>().into_iter().collect();
+    if paths.len() > MAX_STATUS_PATHS {
         return Err(ApiError::InvalidRequest(format!(
-            "paths: {} paths asked, at most {MAX_STATUS_PATHS} per request",
-            req.paths.len()
+            "paths: {} distinct paths asked, at most {MAX_STATUS_PATHS} per request",
+            paths.len()
         )));
     }
-    let paths: Vec<StorePath> = req.paths.into_iter().collect::<BTreeSet<_>>().into_iter().collect();
     let votes = state.store.votes_of_paths(&paths).await?;
     let mut by_path: BTreeMap<StorePath, Vec<(BuilderName, NarHash)>> =
         paths.into_iter().map(|p| (p, Vec::new())).collect();
