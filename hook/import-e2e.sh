@@ -61,7 +61,9 @@ ok "cache at $T/bc: $(ls "$T/bc"/*.narinfo | wc -l) narinfo"
 h() { basename "$1" | cut -c1-32; }
 good=("${paths[@]:0:2}")
 edited=${paths[2]}; nosig=${paths[3]}; othersig=${paths[4]}; truncated=${paths[5]}; missing=${paths[6]}
-sed -i 's/^NarHash: sha256:./NarHash: sha256:0/' "$T/bc/$(h "$edited").narinfo"
+# Another NarHash: its first nix32 digit changed (to 1 when it is 0, else to 0), never the same.
+sed -i -e 's/^NarHash: sha256:0/NarHash: sha256:#/' -e 's/^NarHash: sha256:[^#]/NarHash: sha256:0/' \
+  -e 's/^NarHash: sha256:#/NarHash: sha256:1/' "$T/bc/$(h "$edited").narinfo"
 sed -i '/^Sig:/d' "$T/bc/$(h "$nosig").narinfo"
 # Signed by another key: sign in the store with it, copy again into a second dir, take that narinfo without our Sig.
 nix store sign --key-file "$T/other.sec" "$othersig"
