@@ -18,10 +18,12 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/nhc-import-e2e.XXXXXX")
 pids=()
 cleanup() {
   local rc=$?
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  # `|| true`: under set -e a killed child's status (143) from `wait` would end the trap.
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
   chmod -R u+w "$T" 2>/dev/null || true
   [ "${NHC_E2E_KEEP:-0}" = 1 ] && echo "kept $T" >&2 || rm -rf "$T"
   [ $rc = 0 ] && echo "import-e2e: all checks passed" >&2 || echo "import-e2e: FAILED (exit $rc)" >&2
+  exit $rc
 }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
