@@ -29,16 +29,13 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_up() { for _ in $(seq 100); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; fail "$1 did not come up"; }
 
-mkdir -p "$T/conf" "$T/cache" "$T/store" "$T/bc"
-: >"$T/conf/nix.conf"
-export NIX_CONF_DIR=$T/conf NIX_USER_CONF_FILES=/dev/null XDG_CACHE_HOME=$T/cache
-export NIX_CONFIG="experimental-features = nix-command
-build-users-group =
-store = $T/store
-sandbox = true
-sandbox-fallback = false
-sandbox-paths = /bin /usr /lib /lib64
-substituters =
+# The private store (sandbox on, configured only through the environment) of the benchmarks.
+# shellcheck source=hook/bench/private-store.sh
+. "$root/hook/bench/private-store.sh"
+private_store "$T"
+mkdir -p "$T/bc"
+# Every lookup reads the cache as it is now, not Nix's memory of an earlier answer.
+export NIX_CONFIG="$NIX_CONFIG
 narinfo-cache-negative-ttl = 0
 narinfo-cache-positive-ttl = 0"
 
