@@ -19,11 +19,11 @@
 //! per database (default 12). Without `NHC_TEST_POSTGRES_URL` the PostgreSQL test is
 //! ignored (`NHC_POSTGRES=require` makes that an error). Arguments are libtest's.
 
-#[path = "../../src/client.rs"]
+#[path = "../../conformance/src/client.rs"]
 #[allow(dead_code)]
 mod client;
 mod client_kill;
-#[path = "../../src/fixtures.rs"]
+#[path = "../../conformance/src/fixtures.rs"]
 #[allow(dead_code)]
 mod fixtures;
 mod rng;
