@@ -9,6 +9,7 @@
 
 mod support;
 
+use nhc_storage::Storage;
 use support::{both_unavailable, recovers, store, stored};
 
 fn set_file_size_limit(limit: libc::rlim_t) {
