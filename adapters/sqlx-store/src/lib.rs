@@ -124,7 +124,7 @@ impl Sqlx {
                     .await
                     .map_err(ConnectError::connect)?;
                 let reopen = writer::Reopen::Sqlite {
-                    options: writer_options.create_if_missing(false),
+                    options: Box::new(writer_options.create_if_missing(false)),
                     acquire_timeout: opts.acquire_timeout,
                 };
                 (Pool::Sqlite(Arc::new(own)), reopen)

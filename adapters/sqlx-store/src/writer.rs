@@ -45,7 +45,7 @@ struct Job {
 pub(crate) enum Reopen {
     /// A SQLite file: a new connection of its own with these options (which do not
     /// create the file: a database that vanished is not replaced by an empty one).
-    Sqlite { options: SqliteConnectOptions, acquire_timeout: Duration },
+    Sqlite { options: Box<SqliteConnectOptions>, acquire_timeout: Duration },
     /// A pool that replaces broken connections itself (PostgreSQL), or that cannot
     /// be reopened (SQLite in memory): the writer only tries again.
     Same,
