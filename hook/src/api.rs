@@ -52,7 +52,14 @@ pub enum ApiError {
     NotNhcServer { url: String, status: u16, got: String },
     /// Any other answer that is not a success.
     #[error("{url}: {}", describe(*.status, .error, .body))]
-    Status { url: String, status: u16, error: Option<ErrorBody>, body: String },
+    Status {
+        url: String,
+        status: u16,
+        error: Option<ErrorBody>,
+        body: String,
+        /// The answer's `Retry-After` in seconds, when it had one in that form.
+        retry_after: Option<u64>,
+    },
     /// A 2xx whose body is not what the API promises.
     #[error("{url}: unexpected answer: {message}")]
     Unexpected { url: String, message: String },
@@ -98,6 +105,19 @@ impl ApiError {
         matches!(self, ApiError::Redirect { .. } | ApiError::NotNhcServer { .. })
     }
 
+    /// The server asks to slow down (429): about the rate, not the item.
+    pub fn is_rate_limited(&self) -> bool {
+        matches!(self, ApiError::Status { status: 429, .. })
+    }
+
+    /// The `Retry-After` of the answer, in seconds (only its delta-seconds form).
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
     /// A server error (5xx), which may be caused by the request itself (a bug the
     /// item triggers): sending it again at once may fail the same way.
     pub fn is_server_error(&self) -> bool {
@@ -136,6 +156,12 @@ pub enum Outcome {
 /// 4xx answers that are about the server or the credentials, not the request.
 fn is_retryable(status: u16) -> bool {
     matches!(status, 401 | 404 | 405 | 407 | 408 | 421 | 425 | 429) || !(400..500).contains(&status)
+}
+
+/// `Retry-After: <seconds>` of an answer (the HTTP-date form is not used by
+/// nhc-server and is ignored).
+fn retry_after_of(resp: &ureq::http::Response<ureq::Body>) -> Option<u64> {
+    resp.headers().get("retry-after")?.to_str().ok()?.trim().parse().ok()
 }
 
 /// The number of outputs in a request body (`None` if it is not a request).
@@ -275,6 +301,7 @@ impl Client {
         if (300..400).contains(&status) {
             return Outcome::Retry(self.redirect(&url, status, &resp));
         }
+        let retry_after = retry_after_of(&resp);
         let text = resp.body_mut().with_config().limit(MAX_RESPONSE).read_to_string();
         if (200..300).contains(&status) {
             // Only nhc-server's answer, accounting for every output sent, means the
@@ -303,7 +330,7 @@ impl Client {
         let body = text.unwrap_or_default();
         let error = serde_json::from_str(&body).ok();
         if is_retryable(status) {
-            return Outcome::Retry(ApiError::Status { url: redact_url(&url), status, error, body });
+            return Outcome::Retry(ApiError::Status { url: redact_url(&url), status, error, body, retry_after });
         }
         Outcome::Rejected(Rejection { status, error, body })
     }
@@ -414,7 +441,13 @@ impl Client {
     }
 
     fn failed(url: &str, status: u16, body: String) -> ApiError {
-        ApiError::Status { url: redact_url(url), status, error: serde_json::from_str(&body).ok(), body }
+        ApiError::Status {
+            url: redact_url(url),
+            status,
+            error: serde_json::from_str(&body).ok(),
+            body,
+            retry_after: None,
+        }
     }
 
     /// `GET path` as JSON; `Ok(None)` on 404.

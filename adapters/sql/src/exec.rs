@@ -91,6 +91,13 @@ pub trait Executor: Send + Sync + 'static {
     /// the rows of each.
     async fn transaction(&self, statements: &[Statement<'_>]) -> StoreResult<Vec<Vec<Row>>>;
 
+    /// Why attestations cannot be stored now, when the executor knows it without
+    /// trying (its writer lost its connection and is reconnecting): `/health` then
+    /// reports the store unavailable. The default knows nothing.
+    fn write_fault(&self) -> Option<String> {
+        None
+    }
+
     /// Stores a verified submission. The default is one transaction per submission;
     /// the sqlx executor hands it to its group-commit writer instead, which calls
     /// [`crate::insert_submissions`] for many at once.

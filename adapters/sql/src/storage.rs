@@ -81,6 +81,9 @@ pub async fn insert_submissions<E: Executor + ?Sized>(
 #[async_trait]
 impl<E: Executor> Storage for SqlStorage<E> {
     async fn health(&self) -> StoreResult<()> {
+        if let Some(why) = self.exec.write_fault() {
+            return Err(StoreError::Unavailable(format!("the database writer cannot write: {why}")));
+        }
         self.exec.query(sql::HEALTH, &[]).await.map(|_| ())
     }
 

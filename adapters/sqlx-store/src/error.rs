@@ -46,7 +46,9 @@ pub(crate) fn store_error(e: sqlx::Error) -> StoreError {
 }
 
 /// Whether a database error code means "try again later". Postgres classes 08
-/// (connection), 53 (resources), 57 (operator intervention), 40 (rollback); SQLite
+/// (connection), 53 (resources), 57 (operator intervention), 40 (rollback), and
+/// 55000 (a database that does not accept connections now, e.g. `ALLOW_CONNECTIONS
+/// false`, which a new connection of the pool meets); SQLite
 /// BUSY (5), LOCKED (6), IOERR (10), FULL (13) and CANTOPEN (14, e.g. out of file
 /// descriptors), with their extended codes: the request was fine, the machine was not.
 fn transient_code(code: &str) -> bool {
@@ -54,7 +56,7 @@ fn transient_code(code: &str) -> bool {
     // codes are numbers below 10,000.
     match code.parse::<i32>() {
         Ok(c) if code.len() < 5 => matches!(c & 0xff, 5 | 6 | 10 | 13 | 14),
-        _ => ["08", "53", "57", "40"].iter().any(|p| code.starts_with(p)),
+        _ => code == "55000" || ["08", "53", "57", "40"].iter().any(|p| code.starts_with(p)),
     }
 }
 
@@ -77,7 +79,7 @@ mod tests {
 
     #[test]
     fn postgres_classes() {
-        for code in ["08006", "53300", "57P01", "40001"] {
+        for code in ["08006", "53300", "57P01", "40001", "55000"] {
             assert!(transient_code(code), "{code}");
         }
         for code in ["23505", "42P01", "22001"] {

@@ -87,7 +87,7 @@ impl Sqlx {
     /// Connects to `sqlite://FILE` (created if missing, WAL), `sqlite::memory:`,
     /// `postgres://...`, or a plain file path (SQLite). Does not migrate.
     pub async fn connect(url: &str, opts: &StoreOptions) -> Result<Self, ConnectError> {
-        let (pool, writer_pool) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let (pool, writer_pool, reopen) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url).map_err(ConnectError::url)?;
             let pool_options =
                 PgPoolOptions::new().max_connections(opts.max_connections).acquire_timeout(opts.acquire_timeout);
@@ -96,7 +96,7 @@ impl Sqlx {
             } else {
                 pool_options.connect_with(options).await.map_err(ConnectError::connect)?
             });
-            (pool.clone(), pool)
+            (pool.clone(), pool, writer::Reopen::Same)
         } else {
             let options = sqlite_options(url)?
                 .create_if_missing(true)
@@ -113,8 +113,8 @@ impl Sqlx {
             let reads =
                 lite::LitePool::open(&options, size, opts.acquire_timeout).await.map_err(ConnectError::connect)?;
             let pool = Pool::Sqlite(Arc::new(reads));
-            let writer_pool = if in_memory {
-                pool.clone()
+            let (writer_pool, reopen) = if in_memory {
+                (pool.clone(), writer::Reopen::Same)
             } else {
                 // The writer's own connection: 8 MiB of cache for the primary key's
                 // upper levels, and a checkpoint every 16 MiB of WAL rather than 4,
@@ -123,11 +123,15 @@ impl Sqlx {
                 let own = lite::LitePool::open(&writer_options, 1, opts.acquire_timeout)
                     .await
                     .map_err(ConnectError::connect)?;
-                Pool::Sqlite(Arc::new(own))
+                let reopen = writer::Reopen::Sqlite {
+                    options: Box::new(writer_options.create_if_missing(false)),
+                    acquire_timeout: opts.acquire_timeout,
+                };
+                (Pool::Sqlite(Arc::new(own)), reopen)
             };
-            (pool, writer_pool)
+            (pool, writer_pool, reopen)
         };
-        let writer = writer::Writer::spawn(PoolExecutor { pool: writer_pool });
+        let writer = writer::Writer::spawn(PoolExecutor { pool: writer_pool }, reopen);
         Ok(Sqlx { pool: PoolExecutor { pool }, writer })
     }
 
@@ -188,5 +192,9 @@ impl Executor for Sqlx {
 
     async fn insert_submission(&self, submission: Submission) -> StoreResult<InsertCounts> {
         self.writer.insert(submission).await
+    }
+
+    fn write_fault(&self) -> Option<String> {
+        self.writer.fault()
     }
 }

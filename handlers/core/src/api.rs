@@ -69,7 +69,14 @@ pub struct OutputReport {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DerivationReport {
     pub drv_path: DrvPath,
+    /// The outputs more than half of the builders that named outputs of this
+    /// derivation named (all of them when no such builder remains).
     pub outputs: BTreeMap<OutputName, DerivationOutput>,
+    /// Output names that half of those builders or fewer named: the output name and
+    /// derivation of an attestation are not signed, so these may be made up. They
+    /// have no status. Absent from servers before this field existed.
+    #[serde(default)]
+    pub disputed: BTreeMap<OutputName, DisputedOutput>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,6 +84,20 @@ pub struct DerivationOutput {
     pub output_path: StorePath,
     pub status: ReproStatus,
     pub results: Vec<HashResult>,
+    /// The builders that named this output of this derivation (whatever path they
+    /// gave it), sorted. Absent from servers before this field existed.
+    #[serde(default)]
+    pub claimed_by: Vec<BuilderName>,
+}
+
+/// An output name too few of a derivation's builders named to be believed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisputedOutput {
+    /// The path named for it (the one the most of its claimers named, then the one
+    /// named first).
+    pub output_path: StorePath,
+    /// The builders that named it, sorted.
+    pub claimed_by: Vec<BuilderName>,
 }
 
 /// The builders that reported one NAR hash.

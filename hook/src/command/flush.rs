@@ -14,7 +14,9 @@ use crate::spool::{unix_now, Spool};
 /// is not nhc-server's answer the rest stays for the next run. An item the server
 /// answers with a 5xx waits before it is tried again (1 minute, doubling with each
 /// failure, at most 6 hours; recorded in <spool>/<item>.retry), and the others go
-/// first. An item that cannot be read is reported and left; the others are still
+/// first. A 429 (the server's rate limit) is waited out as its Retry-After asks (at
+/// most 60 s a wait, 10 minutes a run) and the item sent again; it never counts as a
+/// failure. An item that cannot be read is reported and left; the others are still
 /// sent. Safe to run concurrently and to kill. Exit status 0 when nothing is left to
 /// send, 1 otherwise.
 #[derive(clap::Args, Debug)]

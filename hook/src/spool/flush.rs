@@ -2,6 +2,7 @@
 //! failing on wait their turn beside the others instead of blocking them.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use nhc_core::api::SubmitRequest;
 
@@ -13,6 +14,76 @@ use crate::log;
 /// How many HTTP failures in a row stop a flush: the server is probably in trouble,
 /// and the rest is left for the next run.
 pub const MAX_FAILURES_IN_A_ROW: u32 = 3;
+
+/// Longest wait for one 429 (`rate_limited`): a longer `Retry-After` is cut to this
+/// (the server answers 429 again if it was too early).
+pub const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
+
+/// Most time one flush waits on 429s in all; after that the rest of the spool is left
+/// for the next run.
+pub const RATE_LIMIT_BUDGET: Duration = Duration::from_secs(600);
+
+/// How a flush keeps to the rate the server asks for: a 429 is waited out and the item
+/// sent again, within [`RATE_LIMIT_BUDGET`]. A 429 is never counted as a failure.
+struct Pacing {
+    budget: Duration,
+    waited: Duration,
+    /// 429s in a row without a usable `Retry-After` (1 s, doubling, for those).
+    unannounced: u32,
+    told: bool,
+}
+
+impl Pacing {
+    fn new(budget: Duration) -> Self {
+        Pacing { budget, waited: Duration::ZERO, unannounced: 0, told: false }
+    }
+
+    /// How long to wait after a 429 that asked for `retry_after` seconds, or `None`
+    /// when that would exceed the budget. At least 1 s, at most [`MAX_RATE_LIMIT_WAIT`].
+    fn wait_for(&mut self, retry_after: Option<u64>) -> Option<Duration> {
+        let asked = match retry_after {
+            Some(secs) => {
+                self.unannounced = 0;
+                Duration::from_secs(secs.max(1))
+            }
+            None => {
+                self.unannounced = self.unannounced.saturating_add(1);
+                Duration::from_secs(1 << self.unannounced.min(7).saturating_sub(1))
+            }
+        };
+        let wait = asked.min(MAX_RATE_LIMIT_WAIT);
+        if self.waited + wait > self.budget {
+            return None;
+        }
+        self.waited += wait;
+        Some(wait)
+    }
+}
+
+/// Sends `body` until the answer is not a 429, waiting between tries as the server
+/// asks; a 429 is returned once the budget is spent.
+fn submit_paced(client: &Client, token: &Token, body: &[u8], pacing: &mut Pacing) -> Outcome {
+    loop {
+        let outcome = client.submit(token, body);
+        let wait = match &outcome {
+            Outcome::Retry(e) if e.is_rate_limited() => pacing.wait_for(e.retry_after()),
+            _ => {
+                pacing.unannounced = 0;
+                None
+            }
+        };
+        let Some(wait) = wait else { return outcome };
+        if !pacing.told {
+            pacing.told = true;
+            log::info(&format!(
+                "the server limits this builder's rate (HTTP 429); waiting as it asks (now {} s, at most {} s in all)",
+                wait.as_secs(),
+                pacing.budget.as_secs()
+            ));
+        }
+        std::thread::sleep(wait);
+    }
+}
 
 /// What a flush did with the items.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -81,8 +152,15 @@ fn record_failure(spool: &Spool, claimed: &Claimed, e: &ApiError, now: u64) {
 
 /// Sends `items` in order. A problem with one item's file is reported and counts as
 /// left; the others are still sent. An item the server fails on (5xx) is recorded
-/// as failed beside it and waits before it is tried again.
+/// as failed beside it and waits before it is tried again. A 429 is waited out (see
+/// [`RATE_LIMIT_BUDGET`]).
 pub fn send(spool: &Spool, items: &[PathBuf], client: &Client, token: &Token) -> Tally {
+    send_within(spool, items, client, token, RATE_LIMIT_BUDGET)
+}
+
+/// [`send`], waiting at most `budget` on 429s in all.
+fn send_within(spool: &Spool, items: &[PathBuf], client: &Client, token: &Token, budget: Duration) -> Tally {
+    let mut pacing = Pacing::new(budget);
     let now = unix_now();
     let mut t = Tally::default();
     let mut http_failures = 0;
@@ -104,7 +182,7 @@ pub fn send(spool: &Spool, items: &[PathBuf], client: &Client, token: &Token) ->
             reject(spool, claimed, &reason, &format!("not a valid attestation request ({e})"), &mut t);
             continue;
         }
-        match client.submit(token, &claimed.body) {
+        match submit_paced(client, token, &claimed.body, &mut pacing) {
             Outcome::Delivered(r) => {
                 t.sent += 1;
                 t.stored += r.stored;
@@ -132,6 +210,13 @@ pub fn send(spool: &Spool, items: &[PathBuf], client: &Client, token: &Token) ->
                 // go on a little; a server error is held against the item.
                 if e.is_misconfiguration() {
                     log::error(&format!("{e}; leaving the spool for the next run"));
+                } else if e.is_rate_limited() {
+                    // Not a failure: the server wants fewer requests than this run
+                    // may wait for.
+                    log::warn(&format!(
+                        "{e}; waited {} s on the server's rate limit, leaving the rest of the spool for the next run",
+                        pacing.waited.as_secs()
+                    ));
                 } else if e.status().is_none() {
                     log::warn(&format!("{e}; leaving the rest of the spool for the next run"));
                 } else {
@@ -253,21 +338,88 @@ mod tests {
         assert_eq!(&order[1..], &poison[..]);
     }
 
-    /// Answers that are about the server or the credentials (401, 429) are not held
-    /// against the item.
+    /// Answers that are about the credentials (401) are not held against the item.
     #[test]
     fn only_server_errors_count_against_an_item() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path()).unwrap();
         spool.add(&body("a")).unwrap();
         spool.add(&body("b")).unwrap();
-        let (base, h) = serve(vec![
-            json(401, r#"{"error":"unauthorized","message":"who"}"#),
-            json(429, r#"{"error":"slow_down","message":"later"}"#),
-        ]);
+        let unauthorized = || json(401, r#"{"error":"unauthorized","message":"who"}"#);
+        let (base, h) = serve(vec![unauthorized(), unauthorized()]);
         let t = send(&spool, &spool.items().unwrap(), &client(&base), &token());
         assert_eq!(t, Tally { left: 2, ..Tally::default() });
         assert!(spool.failures().unwrap().is_empty());
         h.join().unwrap();
+    }
+
+    fn rate_limited(retry_after: Option<&str>) -> crate::testutil::Answer {
+        let mut a = json(429, r#"{"error":"rate_limited","message":"slow down"}"#);
+        if let Some(s) = retry_after {
+            a.headers.push(("Retry-After", s.into()));
+        }
+        a
+    }
+
+    /// A 429 is waited out as `Retry-After` asks and the item sent again in the same
+    /// run; 429s never count toward the failures that stop a flush.
+    #[test]
+    fn a_flush_waits_out_429s_and_delivers_in_the_same_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let items: Vec<PathBuf> = ["a", "b"].iter().map(|n| spool.add(&body(n)).unwrap()).collect();
+        let ok = || json(201, r#"{"stored":1,"duplicates":0}"#);
+        // More 429s in a row than the failures that stop a flush.
+        let (base, h) = serve(vec![
+            rate_limited(Some("1")),
+            rate_limited(Some("0")),
+            rate_limited(None),
+            ok(),
+            rate_limited(Some("1")),
+            ok(),
+        ]);
+        let t = send(&spool, &items, &client(&base), &token());
+        assert_eq!(t, Tally { sent: 2, stored: 2, ..Tally::default() });
+        assert!(spool.items().unwrap().is_empty());
+        assert!(spool.failures().unwrap().is_empty());
+        let seen = h.join().unwrap();
+        assert_eq!(seen.len(), 6);
+        // The same item was sent again until it was stored.
+        assert_eq!(seen[0], seen[3]);
+        assert_ne!(seen[3], seen[5]);
+    }
+
+    /// Past its budget a flush leaves the rest for the next run, holding nothing
+    /// against the items.
+    #[test]
+    fn a_flush_stops_waiting_when_its_budget_is_spent() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        for n in ["a", "b", "c"] {
+            spool.add(&body(n)).unwrap();
+        }
+        let items = spool.items().unwrap();
+        let (base, h) = serve(vec![rate_limited(Some("5"))]);
+        let t = send_within(&spool, &items, &client(&base), &token(), Duration::from_secs(4));
+        assert_eq!(t, Tally { left: 3, ..Tally::default() });
+        assert_eq!(spool.items().unwrap(), items);
+        assert!(spool.failures().unwrap().is_empty());
+        assert_eq!(h.join().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn waits_are_bounded() {
+        let mut p = Pacing::new(Duration::from_secs(130));
+        assert_eq!(p.wait_for(Some(0)), Some(Duration::from_secs(1)));
+        assert_eq!(p.wait_for(Some(3600)), Some(MAX_RATE_LIMIT_WAIT));
+        // Without a Retry-After: 1 s, then doubling.
+        assert_eq!(p.wait_for(None), Some(Duration::from_secs(1)));
+        assert_eq!(p.wait_for(None), Some(Duration::from_secs(2)));
+        assert_eq!(p.wait_for(None), Some(Duration::from_secs(4)));
+        assert_eq!(p.waited, Duration::from_secs(68));
+        assert_eq!(p.wait_for(Some(60)), Some(MAX_RATE_LIMIT_WAIT));
+        // 128 s waited: 3 more would exceed the budget of 130.
+        assert_eq!(p.wait_for(Some(3)), None);
+        assert_eq!(p.wait_for(Some(2)), Some(Duration::from_secs(2)));
     }
 }

@@ -59,6 +59,7 @@ pub fn all() -> Vec<(&'static str, Case)> {
         queries::derivation_view_groups_outputs,
         queries::fixed_output_paths_keep_every_deriver,
         queries::one_builder_cannot_point_a_derivation_at_another_path,
+        queries::a_made_up_output_does_not_make_a_derivation_differ,
         queries::query_inputs_are_validated,
         pagination::attestations_page_newest_first,
         pagination::page_parameters_are_validated,

@@ -92,10 +92,13 @@ pub fn derivation_view_groups_outputs(ctx: &Ctx) -> TestResult {
         ensure_eq!(v["drv_path"], json!(drv.as_str()), "drv_path");
         let mut three = vec![a.name.clone(), b.name.clone(), c.name.clone()];
         three.sort();
+        // c did not name the derivation: it attests the path, but does not claim the output.
+        let mut two = vec![a.name.clone(), b.name.clone()];
+        two.sort();
         ensure_eq!(
             v["outputs"]["out"],
             json!({"output_path": out.as_str(), "status": "reproduced",
-                   "results": [{"nar_hash": h_out.to_string(), "builders": three}]}),
+                   "results": [{"nar_hash": h_out.to_string(), "builders": three}], "claimed_by": two}),
             "out"
         );
         let dev_v = &v["outputs"]["dev"];
@@ -103,6 +106,7 @@ pub fn derivation_view_groups_outputs(ctx: &Ctx) -> TestResult {
         ensure_eq!(dev_v["output_path"], json!(dev.as_str()), "dev path");
         ensure_eq!(dev_v["results"].as_array().map(|r| r.len()), Some(2), "dev results");
         ensure_eq!(v["outputs"].as_object().map(|o| o.len()), Some(2), "outputs");
+        ensure_eq!(v["disputed"], json!({}), "disputed");
     }
     ctx.get(&format!("/v1/derivations/{}", drv_path("none").as_store_path().basename()))?
         .expect_error(404, "not_found")?;
@@ -144,6 +148,44 @@ pub fn one_builder_cannot_point_a_derivation_at_another_path(ctx: &Ctx) -> TestR
     let v = ctx.get(&format!("/v1/derivations/{}", drv.as_store_path().basename()))?.json()?;
     ensure_eq!(v["outputs"]["out"]["output_path"], json!(real.as_str()), "the path two builders named");
     ensure_eq!(v["outputs"]["out"]["status"], json!("not_reproduced"), "status of the real path");
+    Ok(())
+}
+
+/// The derivation and output name of an attestation are not signed: a builder can
+/// name outputs of any derivation. An output name only a minority of the
+/// derivation's builders gave is listed under `disputed`, without a status.
+pub fn a_made_up_output_does_not_make_a_derivation_differ(ctx: &Ctx) -> TestResult {
+    let (a, b, c) = (builder(ctx, 1)?, builder(ctx, 1)?, builder(ctx, 1)?);
+    let (x, y) = (builder(ctx, 1)?, builder(ctx, 1)?);
+    let drv = drv_path("made-up");
+    let (out, other) = (store_path("made-up"), store_path("made-up-elsewhere"));
+    let h_out = nar_hash();
+    attest(ctx, &a, Some(&drv), &[&Out::new(&out, h_out).named("out")])?;
+    // x and y disagree on a path built from nothing to do with this derivation...
+    attest(ctx, &x, None, &[&Out::new(&other, nar_hash()).unnamed()])?;
+    attest(ctx, &y, None, &[&Out::new(&other, nar_hash()).unnamed()])?;
+    // ... and b names it as an output `fake` of a's derivation.
+    attest(ctx, &b, Some(&drv), &[&Out::new(&other, nar_hash()).named("fake")])?;
+    let url = format!("/v1/derivations/{}", drv.as_store_path().basename());
+    let v = ctx.get(&url)?.json()?;
+    // One against one: neither name is believed, and nothing is shown as differing.
+    ensure_eq!(v["outputs"], json!({}), "outputs with one builder against one");
+    ensure_eq!(v["disputed"]["fake"], json!({"output_path": other.as_str(), "claimed_by": [b.name]}), "fake");
+    ensure_eq!(v["disputed"]["out"], json!({"output_path": out.as_str(), "claimed_by": [a.name]}), "out");
+    // c builds the derivation too: `out` now has the majority, `fake` still does not.
+    attest(ctx, &c, Some(&drv), &[&Out::new(&out, h_out).named("out")])?;
+    let v = ctx.get(&url)?.json()?;
+    let mut ac = vec![a.name.clone(), c.name.clone()];
+    ac.sort();
+    ensure_eq!(v["outputs"]["out"]["status"], json!("reproduced"), "out status");
+    ensure_eq!(v["outputs"]["out"]["claimed_by"], json!(ac), "out claimed by");
+    ensure_eq!(v["outputs"].as_object().map(|o| o.len()), Some(1), "outputs");
+    ensure_eq!(v["disputed"]["fake"]["claimed_by"], json!([b.name]), "fake claimed by");
+    ensure!(v["disputed"]["fake"].get("status").is_none(), "a disputed output has a status: {v}");
+    ensure_eq!(v["disputed"].as_object().map(|o| o.len()), Some(1), "disputed");
+    // The path itself is reported as it is, with every builder's hash.
+    let p = ctx.get(&format!("/v1/outputs/{}", other.basename()))?.json()?;
+    ensure_eq!(p["status"], json!("not_reproduced"), "the path's own status");
     Ok(())
 }
 
