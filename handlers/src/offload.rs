@@ -57,7 +57,7 @@ mod tests {
             let (got, ()) = tokio::join!(job, other);
             got
         });
-        assert_eq!(got.unwrap(), true, "the runtime thread was blocked while the job ran");
+        assert!(got.unwrap(), "the runtime thread was blocked while the job ran");
     }
 
     #[test]
