@@ -8,12 +8,14 @@ mod api;
 mod auth;
 mod error;
 mod extract;
+mod offload;
 pub mod service;
 mod state;
 
 pub use api::router;
 pub use error::ApiError;
 pub use nhc_storage::{Storage, StoreError};
+pub use offload::OFFLOAD_MIN_UNITS;
 pub use state::{AppState, Clock};
 
 #[cfg(not(target_arch = "wasm32"))]

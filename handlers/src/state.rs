@@ -23,6 +23,8 @@ pub struct AppState {
     pub(crate) clock: Clock,
     /// SHA-256 of the admin token; `None` disables the admin routes (401).
     pub(crate) admin_token_hash: Option<[u8; 32]>,
+    /// Distinct NAR hashes one builder may store for one output path; 0: no limit.
+    pub(crate) max_hashes_per_path: usize,
 }
 
 impl AppState {
@@ -43,7 +45,20 @@ impl AppState {
             );
         }
         let admin_token_hash = admin_token.map(|t| Sha256::digest(t.as_bytes()).into());
-        AppState { store, clock, admin_token_hash }
+        AppState {
+            store,
+            clock,
+            admin_token_hash,
+            max_hashes_per_path: crate::service::attestations::DEFAULT_MAX_HASHES_PER_PATH,
+        }
+    }
+
+    /// Distinct NAR hashes one builder may store for one output path (default
+    /// [`DEFAULT_MAX_HASHES_PER_PATH`](crate::service::attestations::DEFAULT_MAX_HASHES_PER_PATH));
+    /// 0 turns the limit off.
+    pub fn with_max_hashes_per_path(mut self, max: usize) -> Self {
+        self.max_hashes_per_path = max;
+        self
     }
 
     pub(crate) fn now(&self) -> i64 {

@@ -239,7 +239,8 @@ async fn serve(database: &str, args: ServeArgs) -> Result<(), String> {
         ..StoreOptions::default()
     };
     let store = open(database, &opts).await?;
-    let state = AppState::new(store.clone(), system_clock(), admin_token.as_deref());
+    let state = AppState::new(store.clone(), system_clock(), admin_token.as_deref())
+        .with_max_hashes_per_path(args.limits.max_hashes_per_path);
     if !state.admin_enabled() {
         tracing::warn!("NHC_ADMIN_TOKEN is not set: the admin API is disabled (use `nhc-server builder add`)");
     }

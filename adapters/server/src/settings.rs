@@ -65,6 +65,14 @@ pub struct LimitArgs {
     /// Requests one builder token may make in a burst.
     #[arg(long, env = "NHC_BUILDER_BURST", default_value_t = 40.0)]
     pub builder_burst: f64,
+    /// Distinct NAR hashes one builder may store for one output path; a submission that
+    /// would exceed it is refused whole (422 `too_many_hashes`). 0 = no limit.
+    #[arg(
+        long,
+        env = "NHC_MAX_HASHES_PER_PATH",
+        default_value_t = nhc_handlers::service::attestations::DEFAULT_MAX_HASHES_PER_PATH
+    )]
+    pub max_hashes_per_path: usize,
 }
 
 #[derive(Args, Debug, Clone)]

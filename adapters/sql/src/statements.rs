@@ -62,11 +62,21 @@ pub const FIND_TOKEN: &str = "SELECT t.builder, t.secret_hash, t.revoked_at, k.k
     WHERE t.id = $1 AND b.deleted_at IS NULL";
 
 // Attestations.
-/// `$1` is the path's hash part, `$2` the path.
-pub const ATTESTATIONS_OF_PATH: &str = concat!(
+/// A path's first page, oldest first: `$1` is the path's hash part, `$2` the path,
+/// `$3` the limit.
+pub const PATH_PAGE_FIRST: &str = concat!(
     "SELECT ",
     attestation_columns!(),
-    " FROM attestations WHERE hash_part = $1 AND output_path = $2 ORDER BY submitted_at, builder, nar_hash"
+    " FROM attestations WHERE hash_part = $1 AND output_path = $2 \
+     ORDER BY submitted_at, builder, nar_hash LIMIT $3"
+);
+/// Strictly after the cursor `($4, $5, $6)` = (submitted_at, builder, nar_hash).
+pub const PATH_PAGE_AFTER: &str = concat!(
+    "SELECT ",
+    attestation_columns!(),
+    " FROM attestations WHERE hash_part = $1 AND output_path = $2 \
+     AND (submitted_at, builder, nar_hash) > ($4, $5, $6) \
+     ORDER BY submitted_at, builder, nar_hash LIMIT $3"
 );
 /// Also serves one builder's view (filtered after the query: a path has few
 /// attestations, and SQLite would otherwise pick the builder index and scan).
@@ -113,6 +123,9 @@ pub struct Dialect {
     pub insert_derivation_outputs: &'static str,
     /// How a transaction that writes begins (SQLite must take the write lock at once).
     pub begin_write: &'static str,
+    /// `$1`: a JSON array of full store paths, `$2`: a builder. Columns: output_path,
+    /// builder, nar_hash: that builder's votes for those paths.
+    pub builder_votes_of_paths: &'static str,
 }
 
 pub const SQLITE: Dialect = Dialect {
@@ -138,6 +151,11 @@ pub const SQLITE: Dialect = Dialect {
     // A deferred transaction that read first cannot upgrade while another
     // connection writes: it fails at once with SQLITE_BUSY instead of waiting.
     begin_write: "BEGIN IMMEDIATE",
+    // As `votes_of_paths`, the builder narrowing each primary-key range.
+    builder_votes_of_paths: "SELECT a.output_path, a.builder, a.nar_hash \
+        FROM (SELECT DISTINCT value AS p FROM json_each($1)) AS j \
+        CROSS JOIN attestations AS a \
+        WHERE a.hash_part = substr(j.p, 12, 32) AND a.output_path = j.p AND a.builder = $2",
 };
 
 pub const POSTGRES: Dialect = Dialect {
@@ -156,6 +174,9 @@ pub const POSTGRES: Dialect = Dialect {
         SELECT v ->> 0, v ->> 1, v ->> 2 FROM json_array_elements($1::json) AS v \
         ON CONFLICT (drv_path, output_name, output_path) DO NOTHING",
     begin_write: "BEGIN",
+    builder_votes_of_paths: "SELECT a.output_path, a.builder, a.nar_hash \
+        FROM (SELECT DISTINCT p FROM json_array_elements_text($1::json) AS p) AS j \
+        JOIN attestations AS a ON a.hash_part = substr(j.p, 12, 32) AND a.output_path = j.p AND a.builder = $2",
 };
 
 #[cfg(test)]
@@ -166,6 +187,7 @@ mod tests {
     fn positional_rewrites_only_numbered_placeholders() {
         assert_eq!(positional("a = $1 AND b = $12 AND c = '$x'"), "a = ?1 AND b = ?12 AND c = '$x'");
         assert_eq!(positional(BUILDER_PAGE_AFTER).matches('?').count(), 5);
+        assert_eq!(positional(PATH_PAGE_AFTER).matches('?').count(), 6);
         assert!(!positional(SQLITE.insert_attestations).contains('$'));
     }
 }

@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use nhc_core::{BuilderName, DrvPath, StorePath};
 use nhc_storage::{
-    AttestationRecord, BuilderRecord, Cursor, DerivationOutputVote, InsertCounts, NewBuilder, NewToken, Storage,
-    StoreError, StoreResult, Submission, TokenRecord, Vote,
+    AttestationRecord, BuilderRecord, Cursor, DerivationOutputVote, InsertCounts, NewBuilder, NewToken, PathCursor,
+    Storage, StoreError, StoreResult, Submission, TokenRecord, Vote,
 };
 
 use crate::batch::{json_arrays, AttestationKey, InsertBatch};
@@ -174,9 +174,30 @@ impl<E: Executor> Storage for SqlStorage<E> {
         self.exec.insert_submission(submission).await
     }
 
-    async fn attestations_of_path(&self, path: &StorePath) -> StoreResult<Vec<AttestationRecord>> {
-        let params = [Param::Text(path.hash_part()), Param::Text(path.as_str())];
-        rows::attestations(self.exec.query(sql::ATTESTATIONS_OF_PATH, &params).await?)
+    async fn attestations_of_path(
+        &self,
+        path: &StorePath,
+        cursor: Option<&PathCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<AttestationRecord>> {
+        let (hash_part, path, limit) =
+            (Param::Text(path.hash_part()), Param::Text(path.as_str()), Param::Int(i64::from(limit)));
+        let found = match cursor {
+            None => self.exec.query(sql::PATH_PAGE_FIRST, &[hash_part, path, limit]).await?,
+            Some(c) => {
+                let hash = c.nar_hash.to_string();
+                let params = [
+                    hash_part,
+                    path,
+                    limit,
+                    Param::Int(c.submitted_at),
+                    Param::Text(c.builder.as_str()),
+                    Param::Text(&hash),
+                ];
+                self.exec.query(sql::PATH_PAGE_AFTER, &params).await?
+            }
+        };
+        rows::attestations(found)
     }
 
     async fn votes_of_paths(&self, paths: &[StorePath]) -> StoreResult<Vec<Vote>> {
@@ -186,6 +207,18 @@ impl<E: Executor> Storage for SqlStorage<E> {
         let mut votes = Vec::new();
         for list in json_arrays(&paths, self.exec.max_param_bytes())? {
             for row in self.exec.query(self.exec.dialect().votes_of_paths, &[Param::Text(&list)]).await? {
+                votes.push(rows::vote(row)?);
+            }
+        }
+        Ok(votes)
+    }
+
+    async fn builder_votes_of_paths(&self, builder: &BuilderName, paths: &[StorePath]) -> StoreResult<Vec<Vote>> {
+        let paths: Vec<&str> = paths.iter().map(StorePath::as_str).collect();
+        let mut votes = Vec::new();
+        for list in json_arrays(&paths, self.exec.max_param_bytes())? {
+            let params = [Param::Text(&list), Param::Text(builder.as_str())];
+            for row in self.exec.query(self.exec.dialect().builder_votes_of_paths, &params).await? {
                 votes.push(rows::vote(row)?);
             }
         }

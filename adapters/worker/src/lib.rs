@@ -5,10 +5,13 @@
 
 mod d1;
 
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll};
 
+use axum::body::{Bytes, HttpBody};
+use http_body::Frame;
 use http_body_util::BodyExt;
-use nhc_handlers::core::api::MAX_BODY_BYTES;
 use nhc_handlers::{AppState, Clock};
 use tower_service::Service;
 use worker::{event, Context, Env, HttpRequest};
@@ -27,23 +30,43 @@ async fn fetch(req: HttpRequest, env: Env, _ctx: Context) -> worker::Result<axum
     // computes); the handlers take microseconds.
     let clock: Clock = Arc::new(|| worker::Date::now().as_millis() as i64 * 1000);
     let state = AppState::new(store, clock, admin_token.as_deref());
+    // The handlers read the body themselves, after the token check and only up to
+    // their limit, as on every deployment; what they leave unread is drained (and
+    // dropped) before the answer goes out.
     let (parts, body) = req.into_parts();
-    let body = read_body(body).await?;
-    let req = axum::http::Request::from_parts(parts, axum::body::Body::from(body));
-    Ok(nhc_handlers::router(state).call(req).await?)
+    let body = SharedBody(Arc::new(Mutex::new(Some(body))));
+    let req = axum::http::Request::from_parts(parts, axum::body::Body::new(body.clone()));
+    let res = nhc_handlers::router(state).call(req).await?;
+    body.drain().await;
+    Ok(res)
 }
 
-/// Reads the request body, keeping at most one byte more than the handlers accept
-/// (so that they answer 413) and draining the rest: workerd (`wrangler dev`) fails
-/// the whole request, and others in flight with it, when a Worker answers while a
-/// large upload is still unread.
-async fn read_body(mut body: worker::Body) -> worker::Result<Vec<u8>> {
-    let mut kept = Vec::new();
-    while let Some(frame) = body.frame().await {
-        if let Ok(data) = frame?.into_data() {
-            let room = (MAX_BODY_BYTES + 1).saturating_sub(kept.len());
-            kept.extend_from_slice(&data[..data.len().min(room)]);
+/// The Worker's request body, shared between the handlers (who read what they need)
+/// and this adapter, which drains the rest: workerd (`wrangler dev`) fails the whole
+/// request, and others in flight with it, when a Worker answers while a large upload
+/// is still unread.
+#[derive(Clone)]
+struct SharedBody(Arc<Mutex<Option<worker::Body>>>);
+
+impl SharedBody {
+    /// Reads what is left and drops it; errors (a client that went away) end it.
+    async fn drain(&self) {
+        let rest = self.0.lock().ok().and_then(|mut b| b.take());
+        if let Some(mut rest) = rest {
+            while let Some(Ok(_)) = rest.frame().await {}
         }
     }
-    Ok(kept)
+}
+
+impl HttpBody for SharedBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let Ok(mut guard) = self.0.lock() else { return Poll::Ready(None) };
+        match guard.as_mut() {
+            Some(body) => Pin::new(body).poll_frame(cx).map_err(|e| std::io::Error::other(e.to_string())),
+            None => Poll::Ready(None),
+        }
+    }
 }

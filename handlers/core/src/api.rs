@@ -57,12 +57,26 @@ pub struct Attestation {
     pub submitted_at: String,
 }
 
-/// `GET /v1/outputs/{basename}`.
+/// `GET /v1/outputs/{basename}?limit=&cursor=`: the status and counts over every
+/// attestation of the path, and one page of them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutputReport {
     pub output_path: StorePath,
     pub status: ReproStatus,
+    /// Distinct builders that attested the path (all of them, not only this page's).
+    #[serde(default)]
+    pub builders: u64,
+    /// Distinct NAR hashes attested for the path.
+    #[serde(default)]
+    pub distinct_hashes: u64,
+    /// Attestations of the path in all.
+    #[serde(default)]
+    pub total_attestations: u64,
+    /// This page, oldest first.
     pub attestations: Vec<Attestation>,
+    /// Pass as `cursor` for the next page; `None` on the last.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
 
 /// `GET /v1/derivations/{drv}`.

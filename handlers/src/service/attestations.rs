@@ -1,14 +1,21 @@
 //! Submitting attestations: checking a submission against its builder's keys, then
 //! storing it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use nhc_core::api::{SubmitRequest, SubmitResponse, MAX_NAR_SIZE};
-use nhc_core::{fingerprint, verify_all, OutputName, PublicKey, Signature, StorePath};
+use nhc_core::{fingerprint, verify_all, NarHash, OutputName, PublicKey, Signature, StorePath};
 use nhc_storage::{NewAttestation, Submission, TokenRecord};
 
 use crate::error::ApiError;
+use crate::offload::cpu_bound;
 use crate::state::AppState;
+
+/// Distinct NAR hashes one builder may store for one output path unless the deployment
+/// says otherwise. A builder that rebuilds a path and gets another hash has a second
+/// (a non-reproducible build, the diff-hook's check), a few more are plausible; beyond
+/// that the rows only grow what every reader of the path has to load.
+pub const DEFAULT_MAX_HASHES_PER_PATH: usize = 4;
 
 /// Verifies and stores a builder's submission: all of it or nothing.
 pub async fn verify_and_store(
@@ -16,11 +23,65 @@ pub async fn verify_and_store(
     builder: &TokenRecord,
     req: SubmitRequest,
 ) -> Result<SubmitResponse, ApiError> {
-    let submission = verify(builder, req, state.now())?;
-    let n = submission.attestations.len();
+    let n = req.outputs.len();
+    let submission = verify_offloaded(builder, req, state.now()).await?;
+    check_hashes_per_path(state, &submission).await?;
     let counts = state.store.insert_attestations(submission).await?;
     tracing::debug!(builder = %builder.builder, outputs = n, stored = counts.stored, "submission");
     Ok(SubmitResponse { stored: counts.stored, duplicates: counts.duplicates })
+}
+
+/// [`verify`], off the async threads for a large submission (offload.rs).
+async fn verify_offloaded(builder: &TokenRecord, req: SubmitRequest, now: i64) -> Result<Submission, ApiError> {
+    let owner = builder.clone();
+    cpu_bound(req.outputs.len(), move || verify(&owner, req, now)).await?
+}
+
+/// Refuses a submission that would leave its builder with more than the allowed
+/// distinct NAR hashes for one output path. Hashes the builder already reported are
+/// duplicates, never refused. One query for all paths, linear in the submission.
+///
+/// Checked before the write, not in its transaction: concurrent submissions of one
+/// builder may each pass and together exceed the limit, by at most what those
+/// submissions add (their number is bounded by the submit class's concurrency and the
+/// builder's rate on nhc-server).
+async fn check_hashes_per_path(state: &AppState, submission: &Submission) -> Result<(), ApiError> {
+    let max = state.max_hashes_per_path;
+    if max == 0 {
+        return Ok(());
+    }
+    // The submission's hashes per path, paths in the order they came.
+    let mut order: Vec<&StorePath> = Vec::new();
+    let mut submitted: HashMap<&StorePath, HashSet<NarHash>> = HashMap::new();
+    for a in &submission.attestations {
+        submitted
+            .entry(&a.output_path)
+            .or_insert_with(|| {
+                order.push(&a.output_path);
+                HashSet::new()
+            })
+            .insert(a.nar_hash);
+    }
+    let paths: Vec<StorePath> = order.iter().map(|p| (*p).clone()).collect();
+    let mut stored: HashMap<StorePath, HashSet<NarHash>> = HashMap::new();
+    for v in state.store.builder_votes_of_paths(&submission.builder, &paths).await? {
+        stored.entry(v.output_path).or_default().insert(v.nar_hash);
+    }
+    let none = HashSet::new();
+    for path in order {
+        let known = stored.get(path).unwrap_or(&none);
+        let new = submitted[path].iter().filter(|h| !known.contains(h)).count();
+        if new > 0 && known.len() + new > max {
+            return Err(ApiError::TooManyHashes(format!(
+                "{path}: builder {} would have {} distinct NAR hashes for this path ({} stored, {new} new); \
+                 at most {max} are accepted per builder and path",
+                submission.builder,
+                known.len() + new,
+                known.len(),
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Checks a submission against the submitting builder: every signature made by one
@@ -127,6 +188,45 @@ mod tests {
             references,
             signature,
         }
+    }
+
+    /// A large submission's signatures are checked on another thread: the first poll
+    /// of the check finds it still running (a thousand signatures take milliseconds),
+    /// where an inline check would have finished within that poll. A small one is
+    /// checked inline.
+    #[test]
+    fn large_submissions_are_verified_off_the_async_thread() {
+        use std::future::Future;
+        use std::task::Poll;
+        let k = key("k1", 1);
+        let b = builder(&[&k]);
+        let request = |n: usize| SubmitRequest {
+            drv_path: None,
+            outputs: (0..n)
+                .map(|i| {
+                    let path = format!("/nix/store/{}-big-{i}", "a".repeat(32));
+                    output(&k, None, &path, 10 + i as u64)
+                })
+                .collect(),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        for (n, offloaded) in [(crate::offload::OFFLOAD_MIN_UNITS - 1, false), (1000, true)] {
+            let req = request(n);
+            let (first_poll_pending, result) = rt.block_on(async {
+                let mut check = std::pin::pin!(verify_offloaded(&b, req, 7));
+                match std::future::poll_fn(|cx| Poll::Ready(check.as_mut().poll(cx))).await {
+                    Poll::Ready(done) => (false, done),
+                    Poll::Pending => (true, check.await),
+                }
+            });
+            assert_eq!(first_poll_pending, offloaded, "{n} outputs");
+            assert_eq!(result.unwrap().attestations.len(), n);
+        }
+        // A bad signature is still found off the thread.
+        let mut req = request(1000);
+        req.outputs[999].nar_size += 1;
+        let r = rt.block_on(verify_offloaded(&b, req, 7));
+        assert!(matches!(r, Err(ApiError::BadSignature(m)) if m.starts_with("outputs[999]")));
     }
 
     const P1: &str = "/nix/store/mjs27ix6ig2bkbi3s3sm470vrv4lf7ic-hello";

@@ -123,6 +123,15 @@ pub struct OutputPathVote {
     pub claimed_at: Option<i64>,
 }
 
+/// Position in a path's attestations, oldest first: the last row of a page. Within one
+/// path, (builder, NAR hash) is unique, so the order is total.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathCursor {
+    pub submitted_at: i64,
+    pub builder: BuilderName,
+    pub nar_hash: NarHash,
+}
+
 /// Position in a builder's attestations, newest first: the last row of a page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
@@ -163,11 +172,22 @@ pub trait Storage: Send + Sync + 'static {
     /// (output path, builder, NAR hash) exists is a duplicate and changes nothing.
     async fn insert_attestations(&self, submission: Submission) -> StoreResult<InsertCounts>;
 
-    /// Every attestation of this output path, oldest first.
-    async fn attestations_of_path(&self, path: &StorePath) -> StoreResult<Vec<AttestationRecord>>;
+    /// Attestations of this output path, oldest first (by time, then builder, then
+    /// NAR hash), strictly after `cursor`, at most `limit`.
+    async fn attestations_of_path(
+        &self,
+        path: &StorePath,
+        cursor: Option<&PathCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<AttestationRecord>>;
 
     /// Every (path, builder, hash) vote for these paths; at most 10,000 paths.
     async fn votes_of_paths(&self, paths: &[StorePath]) -> StoreResult<Vec<Vote>>;
+
+    /// The (path, builder, hash) votes of one builder for these paths: what the cap on
+    /// distinct hashes per (builder, path) is checked against. One primary-key range
+    /// per distinct path asked.
+    async fn builder_votes_of_paths(&self, builder: &BuilderName, paths: &[StorePath]) -> StoreResult<Vec<Vote>>;
 
     /// The outputs recorded for a derivation, each with its votes (one row per vote,
     /// or one row without a vote when nobody attested that output).

@@ -4,6 +4,7 @@ mod admin;
 mod bad_input;
 mod basics;
 mod concurrency;
+mod limits;
 mod me;
 mod narinfo;
 mod nix_client;
@@ -63,6 +64,10 @@ pub fn all() -> Vec<(&'static str, Case)> {
         queries::query_inputs_are_validated,
         pagination::attestations_page_newest_first,
         pagination::page_parameters_are_validated,
+        limits::a_fifth_distinct_hash_is_refused_whole,
+        limits::output_attestations_come_in_pages,
+        limits::output_page_parameters_are_validated,
+        limits::bad_tokens_are_refused_before_the_body,
         concurrency::concurrent_first_submissions_of_one_derivation,
         concurrency::concurrent_identical_submissions_store_once,
         narinfo::builder_view_serves_its_own_signature,
