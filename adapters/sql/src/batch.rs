@@ -33,20 +33,31 @@ pub const D1_MAX_PARAM_BYTES: usize = 1_900_000;
 /// still makes one array): lists longer than a database's parameter limit go in
 /// several statements. No rows: no arrays.
 pub fn json_arrays<T: Serialize>(rows: &[T], max_bytes: usize) -> Result<Vec<String>, StoreError> {
+    Ok(json_array_chunks(rows, max_bytes)?.into_iter().map(|(_, array)| array).collect())
+}
+
+/// [`json_arrays`], each with the index in `rows` of its first element (so that an
+/// index within an array, e.g. `json_each`'s `key`, gives back the row).
+pub fn json_array_chunks<T: Serialize>(rows: &[T], max_bytes: usize) -> Result<Vec<(usize, String)>, StoreError> {
     let internal = |e: serde_json::Error| StoreError::Internal(e.to_string());
     if max_bytes == UNLIMITED {
-        return Ok(if rows.is_empty() { Vec::new() } else { vec![serde_json::to_string(rows).map_err(internal)?] });
+        return Ok(if rows.is_empty() {
+            Vec::new()
+        } else {
+            vec![(0, serde_json::to_string(rows).map_err(internal)?)]
+        });
     }
     let mut arrays = Vec::new();
-    let mut current = String::from("[");
+    let (mut start, mut current) = (0, String::from("["));
     let mut row = Vec::new();
-    for r in rows {
+    for (i, r) in rows.iter().enumerate() {
         row.clear();
         serde_json::to_writer(&mut row, r).map_err(internal)?;
         let row = std::str::from_utf8(&row).map_err(|e| StoreError::Internal(e.to_string()))?;
         if current.len() > 1 && current.len() + 1 + row.len() + 1 > max_bytes {
             current.push(']');
-            arrays.push(std::mem::replace(&mut current, String::from("[")));
+            arrays.push((start, std::mem::replace(&mut current, String::from("["))));
+            start = i;
         }
         if current.len() > 1 {
             current.push(',');
@@ -55,7 +66,7 @@ pub fn json_arrays<T: Serialize>(rows: &[T], max_bytes: usize) -> Result<Vec<Str
     }
     if current.len() > 1 {
         current.push(']');
-        arrays.push(current);
+        arrays.push((start, current));
     }
     Ok(arrays)
 }
@@ -143,5 +154,21 @@ mod tests {
         assert_eq!(arrays.len(), 2);
         assert!(json_arrays::<u8>(&[], 10).unwrap().is_empty());
         assert!(json_arrays::<u8>(&[], UNLIMITED).unwrap().is_empty());
+    }
+
+    #[test]
+    fn json_array_chunks_know_where_each_array_starts() {
+        let rows: Vec<String> = (0..100).map(|i| format!("/nix/store/{i:032}-p")).collect();
+        for max in [UNLIMITED, 200, 1] {
+            let chunks = json_array_chunks(&rows, max).unwrap();
+            let mut next = 0;
+            for (start, array) in chunks {
+                assert_eq!(start, next);
+                let back: Vec<String> = serde_json::from_str(&array).unwrap();
+                assert_eq!(back, rows[start..start + back.len()]);
+                next += back.len();
+            }
+            assert_eq!(next, rows.len());
+        }
     }
 }

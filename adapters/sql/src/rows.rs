@@ -81,13 +81,25 @@ pub fn token(rows: Vec<Row>) -> StoreResult<Option<TokenRecord>> {
     Ok(record)
 }
 
-/// A row of `votes_of_paths`: output_path, builder, nar_hash.
-pub fn vote(mut r: Row) -> StoreResult<Vote> {
+/// A row of `votes_of_paths`: the path's index in the list, builder, nar_hash (unparsed).
+pub fn vote_row(mut r: Row) -> StoreResult<(usize, String, String)> {
+    let i = usize::try_from(r.int(0)?).map_err(corrupt)?;
+    Ok((i, r.text(1)?, r.text(2)?))
+}
+
+/// A vote from a row of [`vote_row`] and the path it is about.
+pub fn vote(path: &StorePath, builder: &str, nar_hash: &str) -> StoreResult<Vote> {
     Ok(Vote {
-        output_path: parse(&r.text(0)?, StorePath::parse)?,
-        builder: parse(&r.text(1)?, BuilderName::parse)?,
-        nar_hash: parse(&r.text(2)?, NarHash::parse)?,
+        output_path: path.clone(),
+        builder: parse(builder, BuilderName::parse)?,
+        nar_hash: parse(nar_hash, NarHash::parse)?,
     })
+}
+
+/// A row of `builder_votes_of_paths`: output_path, builder, nar_hash.
+pub fn path_vote(mut r: Row) -> StoreResult<Vote> {
+    let path = parse(&r.text(0)?, StorePath::parse)?;
+    vote(&path, &r.text(1)?, &r.text(2)?)
 }
 
 /// A key `insert_attestations` returned: output_path, builder, nar_hash.
@@ -123,8 +135,9 @@ mod tests {
     fn corrupt_rows_are_internal_errors() {
         let bad = Row(vec![text("not a builder!"), Value::Int(1), Value::Null, Value::Null]);
         assert!(matches!(builders(vec![bad]), Err(StoreError::Internal(_))));
-        let short = Row(vec![text("a")]);
-        assert!(matches!(vote(short), Err(StoreError::Internal(_))));
+        let short = Row(vec![Value::Int(0), text("a")]);
+        assert!(matches!(vote_row(short), Err(StoreError::Internal(_))));
+        assert!(matches!(vote_row(Row(vec![Value::Int(-1), text("a"), text("h")])), Err(StoreError::Internal(_))));
     }
 
     #[test]

@@ -112,7 +112,9 @@ pub const DERIVATION_VOTES: &str = "SELECT d.output_name, d.output_path, a.build
 /// travel as one JSON parameter, so the text never changes with their length
 /// (one prepared statement, no limit on bound parameters; D1 allows 100).
 pub struct Dialect {
-    /// `$1`: a JSON array of full store paths. Columns: output_path, builder, nar_hash.
+    /// `$1`: a JSON array of full store paths. Columns: the path's index in the array
+    /// (an integer: no path text to copy back and parse), builder, nar_hash; one row per
+    /// attestation. A path that is in the array twice is looked up twice.
     pub votes_of_paths: &'static str,
     /// `$1`: a JSON array of rows `[output_path, builder, nar_hash, hash_part, nar_size,
     /// refs, signature, drv_path, output_name, submitted_at]`. Returns the keys inserted;
@@ -129,12 +131,15 @@ pub struct Dialect {
 }
 
 pub const SQLITE: Dialect = Dialect {
-    // One primary-key lookup per distinct path asked: CROSS JOIN keeps the list as
-    // the outer loop (two `IN (json_each)` lists were probed n × n).
-    votes_of_paths: "SELECT a.output_path, a.builder, a.nar_hash \
-        FROM (SELECT DISTINCT value AS p FROM json_each($1)) AS j \
+    // One primary-key search per path asked: CROSS JOIN keeps the list as the
+    // outer loop (two `IN (json_each)` lists were probed n × n). The caller removes
+    // repeats (a DISTINCT here cost a temporary B-tree of the paths, a third of the
+    // statement), and counts the rows itself: GROUP BY or COUNT(DISTINCT) per path
+    // cost SQLite more than returning the rows (BENCHMARKS.md).
+    votes_of_paths: "SELECT j.key, a.builder, a.nar_hash \
+        FROM json_each($1) AS j \
         CROSS JOIN attestations AS a \
-        WHERE a.hash_part = substr(j.p, 12, 32) AND a.output_path = j.p",
+        WHERE a.hash_part = substr(j.value, 12, 32) AND a.output_path = j.value",
     // Only for builders that still exist: a builder deleted or purged while its
     // submission waited for the writer gets nothing stored (the WHERE also lets
     // SQLite parse an upsert on INSERT ... SELECT).
@@ -159,8 +164,8 @@ pub const SQLITE: Dialect = Dialect {
 };
 
 pub const POSTGRES: Dialect = Dialect {
-    votes_of_paths: "SELECT a.output_path, a.builder, a.nar_hash \
-        FROM (SELECT DISTINCT p FROM json_array_elements_text($1::json) AS p) AS j \
+    votes_of_paths: "SELECT j.ord - 1, a.builder, a.nar_hash \
+        FROM json_array_elements_text($1::json) WITH ORDINALITY AS j (p, ord) \
         JOIN attestations AS a ON a.hash_part = substr(j.p, 12, 32) AND a.output_path = j.p",
     insert_attestations: "INSERT INTO attestations \
         (output_path, builder, nar_hash, hash_part, nar_size, refs, signature, drv_path, output_name, submitted_at) \

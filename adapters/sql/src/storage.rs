@@ -7,10 +7,10 @@ use async_trait::async_trait;
 use nhc_core::{BuilderName, DrvPath, StorePath};
 use nhc_storage::{
     AttestationRecord, BuilderRecord, Cursor, DerivationOutputVote, InsertCounts, NewBuilder, NewToken, PathCursor,
-    Storage, StoreError, StoreResult, Submission, TokenRecord, Vote,
+    Storage, StoreError, StoreResult, Submission, TokenRecord, Vote, VoteCounts,
 };
 
-use crate::batch::{json_arrays, AttestationKey, InsertBatch};
+use crate::batch::{json_array_chunks, json_arrays, AttestationKey, InsertBatch};
 use crate::exec::{Executor, Param, Statement};
 use crate::{rows, statements as sql};
 
@@ -36,6 +36,28 @@ impl<E: Executor> SqlStorage<E> {
     /// True when a builder of that name exists and is not deleted.
     async fn live(&self, name: &BuilderName) -> StoreResult<bool> {
         self.exists(sql::BUILDER_LIVE, name).await
+    }
+}
+
+impl<E: Executor> SqlStorage<E> {
+    /// The votes on `paths` as (index in `paths`, builder, NAR hash), unparsed: one
+    /// statement for any number of paths (several where the database limits a
+    /// parameter's size), the list travelling as one JSON parameter.
+    async fn vote_rows(&self, paths: &[&StorePath]) -> StoreResult<Vec<(usize, String, String)>> {
+        let texts: Vec<&str> = paths.iter().map(|p| p.as_str()).collect();
+        let mut found = Vec::new();
+        for (start, list) in json_array_chunks(&texts, self.exec.max_param_bytes())? {
+            for row in self.exec.query(self.exec.dialect().votes_of_paths, &[Param::Text(&list)]).await? {
+                let (i, builder, nar_hash) = rows::vote_row(row)?;
+                match start.checked_add(i).filter(|&i| i < paths.len()) {
+                    Some(i) => found.push((i, builder, nar_hash)),
+                    None => {
+                        return Err(StoreError::Internal(format!("a vote for path {i} of a list of {}", paths.len())))
+                    }
+                }
+            }
+        }
+        Ok(found)
     }
 }
 
@@ -201,14 +223,12 @@ impl<E: Executor> Storage for SqlStorage<E> {
     }
 
     async fn votes_of_paths(&self, paths: &[StorePath]) -> StoreResult<Vec<Vote>> {
-        // One statement for any number of paths (several where the database limits a
-        // parameter's size): the list travels as one JSON parameter.
-        let paths: Vec<&str> = paths.iter().map(StorePath::as_str).collect();
+        let mut distinct: Vec<&StorePath> = paths.iter().collect();
+        distinct.sort_unstable();
+        distinct.dedup();
         let mut votes = Vec::new();
-        for list in json_arrays(&paths, self.exec.max_param_bytes())? {
-            for row in self.exec.query(self.exec.dialect().votes_of_paths, &[Param::Text(&list)]).await? {
-                votes.push(rows::vote(row)?);
-            }
+        for (i, builder, nar_hash) in self.vote_rows(&distinct).await? {
+            votes.push(rows::vote(distinct[i], &builder, &nar_hash)?);
         }
         Ok(votes)
     }
@@ -219,10 +239,24 @@ impl<E: Executor> Storage for SqlStorage<E> {
         for list in json_arrays(&paths, self.exec.max_param_bytes())? {
             let params = [Param::Text(&list), Param::Text(builder.as_str())];
             for row in self.exec.query(self.exec.dialect().builder_votes_of_paths, &params).await? {
-                votes.push(rows::vote(row)?);
+                votes.push(rows::path_vote(row)?);
             }
         }
         Ok(votes)
+    }
+
+    async fn vote_counts(&self, paths: &[StorePath]) -> StoreResult<Vec<VoteCounts>> {
+        let paths: Vec<&StorePath> = paths.iter().collect();
+        let mut found = self.vote_rows(&paths).await?;
+        // The rows come path by path already; sorting groups them whatever the plan.
+        found.sort_unstable();
+        let mut counts = vec![VoteCounts::default(); paths.len()];
+        for votes in found.chunk_by(|a, b| a.0 == b.0) {
+            if let Some(c) = counts.get_mut(votes[0].0) {
+                *c = VoteCounts::count(votes.iter().map(|(_, b, h)| (b, h)));
+            }
+        }
+        Ok(counts)
     }
 
     async fn derivation_votes(&self, drv: &DrvPath) -> StoreResult<Vec<DerivationOutputVote>> {

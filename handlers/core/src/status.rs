@@ -81,6 +81,21 @@ impl StatusSummary {
         };
         StatusSummary { status, builders: b, distinct_hashes: h }
     }
+
+    /// The same status from counts, for stores that count instead of listing votes:
+    /// `attestations` distinct (builder, hash) pairs, `builders` distinct builders and
+    /// `distinct_hashes` distinct hashes among them. Some hash has two builders exactly
+    /// when there are more pairs than hashes (each pair names one hash).
+    pub fn from_counts(attestations: usize, builders: usize, distinct_hashes: usize) -> Self {
+        let status = match (builders, distinct_hashes) {
+            (0, _) => ReproStatus::NoBuilds,
+            (1, _) => ReproStatus::OneBuilder,
+            (_, 1) => ReproStatus::Reproduced,
+            _ if attestations > distinct_hashes => ReproStatus::PartiallyReproduced,
+            _ => ReproStatus::NotReproduced,
+        };
+        StatusSummary { status, builders, distinct_hashes }
+    }
 }
 
 #[cfg(test)]
@@ -114,6 +129,20 @@ mod tests {
     fn duplicates_count_once() {
         assert_eq!(status(&[("a", "h1"), ("a", "h1")]), (OneBuilder, 1, 1));
         assert_eq!(status(&[("a", "h1"), ("a", "h1"), ("b", "h2")]), (NotReproduced, 2, 2));
+    }
+
+    #[test]
+    fn counts_give_the_status_of_the_votes() {
+        // Every set of (builder, hash) pairs over 3 builders and 3 hashes: 2^9 sets.
+        let pairs: Vec<(u8, u8)> = (0..3).flat_map(|b| (0..3).map(move |h| (b, h))).collect();
+        for mask in 0u32..(1 << pairs.len()) {
+            let votes: Vec<(u8, u8)> =
+                pairs.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, v)| *v).collect();
+            let from_votes = StatusSummary::from_votes(votes.iter().copied());
+            let builders = votes.iter().map(|v| v.0).collect::<BTreeSet<_>>().len();
+            let hashes = votes.iter().map(|v| v.1).collect::<BTreeSet<_>>().len();
+            assert_eq!(StatusSummary::from_counts(votes.len(), builders, hashes), from_votes, "{votes:?}");
+        }
     }
 
     #[test]

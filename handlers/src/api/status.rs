@@ -1,10 +1,8 @@
-use std::collections::{BTreeMap, BTreeSet};
-
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
 use nhc_core::api::{PathStatus, StatusRequest, StatusResponse, MAX_STATUS_PATHS};
-use nhc_core::{BuilderName, NarHash, StatusSummary, StorePath};
+use nhc_core::{StatusSummary, StorePath};
 
 use crate::error::ApiError;
 use crate::extract::JsonBody;
@@ -20,26 +18,26 @@ async fn bulk(
     JsonBody(req): JsonBody<StatusRequest>,
 ) -> Result<Json<StatusResponse>, ApiError> {
     // Counted after removing repeats: a path asked twice costs one lookup and gets one answer.
-    let paths: Vec<StorePath> = req.paths.into_iter().collect::<BTreeSet<_>>().into_iter().collect();
+    let mut paths: Vec<StorePath> = req.paths;
+    paths.sort_unstable();
+    paths.dedup();
     if paths.len() > MAX_STATUS_PATHS {
         return Err(ApiError::InvalidRequest(format!(
             "paths: {} distinct paths asked, at most {MAX_STATUS_PATHS} per request",
             paths.len()
         )));
     }
-    let votes = state.store.votes_of_paths(&paths).await?;
-    let mut by_path: BTreeMap<StorePath, Vec<(BuilderName, NarHash)>> =
-        paths.into_iter().map(|p| (p, Vec::new())).collect();
-    for v in votes {
-        if let Some(list) = by_path.get_mut(&v.output_path) {
-            list.push((v.builder, v.nar_hash));
-        }
+    let counts = state.store.vote_counts(&paths).await?;
+    if counts.len() != paths.len() {
+        return Err(ApiError::Internal(format!("{} counts for {} paths", counts.len(), paths.len())));
     }
+    // Sorted and distinct: the map is built without a search per path.
     Ok(Json(
-        by_path
+        paths
             .into_iter()
-            .map(|(path, votes)| {
-                let s = StatusSummary::from_votes(votes);
+            .zip(counts)
+            .map(|(path, c)| {
+                let s = StatusSummary::from_counts(c.attestations, c.builders, c.distinct_hashes);
                 let status = PathStatus {
                     status: s.status,
                     builders: s.builders as u64,

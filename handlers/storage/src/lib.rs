@@ -103,6 +103,31 @@ pub struct Vote {
     pub nar_hash: NarHash,
 }
 
+/// What a path's status is computed from (`StatusSummary::from_counts`): its distinct
+/// (builder, NAR hash) pairs, distinct builders and distinct NAR hashes. All zero for
+/// a path nobody attested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VoteCounts {
+    pub attestations: usize,
+    pub builders: usize,
+    pub distinct_hashes: usize,
+}
+
+impl VoteCounts {
+    /// Counts one path's `(builder, hash)` votes; repeated votes count once.
+    pub fn count<B: Ord, H: Ord>(votes: impl IntoIterator<Item = (B, H)>) -> Self {
+        let mut pairs: Vec<(B, H)> = votes.into_iter().collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        // Sorted by builder first: a builder's pairs are adjacent.
+        let builders = pairs.iter().enumerate().filter(|(i, (b, _))| *i == 0 || pairs[i - 1].0 != *b).count();
+        let mut hashes: Vec<&H> = pairs.iter().map(|(_, h)| h).collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        VoteCounts { attestations: pairs.len(), builders, distinct_hashes: hashes.len() }
+    }
+}
+
 /// A path recorded as a derivation's output, with one attestation of that path
 /// when somebody attested it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,6 +214,23 @@ pub trait Storage: Send + Sync + 'static {
     /// per distinct path asked.
     async fn builder_votes_of_paths(&self, builder: &BuilderName, paths: &[StorePath]) -> StoreResult<Vec<Vote>>;
 
+    /// The counts of each path asked, in the order asked (a path asked twice gets its
+    /// counts twice); at most 10,000 paths. The default counts [`Storage::votes_of_paths`];
+    /// a store can count without building a record per vote.
+    async fn vote_counts(&self, paths: &[StorePath]) -> StoreResult<Vec<VoteCounts>> {
+        let mut index: std::collections::HashMap<&StorePath, Vec<(BuilderName, NarHash)>> =
+            paths.iter().map(|p| (p, Vec::new())).collect();
+        for v in self.votes_of_paths(paths).await? {
+            if let Some(list) = index.get_mut(&v.output_path) {
+                list.push((v.builder, v.nar_hash));
+            }
+        }
+        Ok(paths
+            .iter()
+            .map(|p| index.get(p).map(|votes| VoteCounts::count(votes.iter().map(|(b, h)| (b, h)))).unwrap_or_default())
+            .collect())
+    }
+
     /// The outputs recorded for a derivation, each with its votes (one row per vote,
     /// or one row without a vote when nobody attested that output).
     async fn derivation_votes(&self, drv: &DrvPath) -> StoreResult<Vec<DerivationOutputVote>>;
@@ -208,4 +250,22 @@ pub trait Storage: Send + Sync + 'static {
         cursor: Option<&Cursor>,
         limit: u32,
     ) -> StoreResult<Vec<AttestationRecord>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::VoteCounts;
+
+    fn count(votes: &[(&str, &str)]) -> (usize, usize, usize) {
+        let c = VoteCounts::count(votes.iter().copied());
+        (c.attestations, c.builders, c.distinct_hashes)
+    }
+
+    #[test]
+    fn counts_distinct_pairs_builders_and_hashes() {
+        assert_eq!(count(&[]), (0, 0, 0));
+        assert_eq!(count(&[("b", "h1"), ("a", "h1"), ("a", "h1")]), (2, 2, 1));
+        assert_eq!(count(&[("a", "h2"), ("b", "h1"), ("a", "h1")]), (3, 2, 2));
+        assert_eq!(count(&[("c", "h3"), ("a", "h1"), ("b", "h2")]), (3, 3, 3));
+    }
 }
