@@ -68,34 +68,46 @@ dump "$SRC" bench-7-0 >"$T/src.rows"
 [ "$(wc -l <"$T/src.rows")" = $N ] || fail "the source holds $(wc -l <"$T/src.rows") attestations, expected $N"
 ok "source holds $N"
 
-step "destination: builder 'mirror' with the same key, 2 requests/s"
-# Each 250-output submission waits for the rate limit (429 + Retry-After), so the
+step "destination: builder 'mirror' with the same key, 2 requests/s (bursts of 4)"
+# Each page (four 250-output submissions) waits for the rate limit (429 + Retry-After,
+# at most a few tries each: two tokens a second for at most four in flight), so the
 # import is still running when the state file first records a cursor.
 NHC_ADMIN_TOKEN=admin "$bin/nhc-server" --database "sqlite://$T/dst.db" user add mirror --public-key "$(cat "$T/key/key.pub")" >"$T/token" 2>/dev/null
-NHC_ADMIN_TOKEN=admin NHC_BUILDER_RATE=2 NHC_BUILDER_BURST=1 "$bin/nhc-server" --database "sqlite://$T/dst.db" serve --listen "127.0.0.1:$dport" >"$T/dst.log" 2>&1 & pids+=($!)
+NHC_ADMIN_TOKEN=admin NHC_BUILDER_RATE=2 NHC_BUILDER_BURST=4 "$bin/nhc-server" --database "sqlite://$T/dst.db" serve --listen "127.0.0.1:$dport" >"$T/dst.log" 2>&1 & pids+=($!)
 wait_up "$DST/health"
 export HASH_COLLECTION_CONFIG=/dev/null HASH_COLLECTION_SERVER=$DST HASH_COLLECTION_TOKEN_FILE=$T/token
 state=$T/state/import.json
-imp() { "$bin/nhc" import --collection "$SRC" --builder bench-7-0 --state "$state" --batch 250 "$@"; }
+imp=("$bin/nhc" import --collection "$SRC" --builder bench-7-0 --state "$state" --batch 250)
 counts() { sed -n 's/.*imported \([0-9]*\), duplicates \([0-9]*\), not in cache \([0-9]*\), unsigned \([0-9]*\), invalid \([0-9]*\), failed \([0-9]*\).*/\1 \2 \3 \4 \5 \6/p' "$1"; }
 
-step "import, killed (SIGKILL) once the state file records a cursor"
-imp >"$T/out1" 2>"$T/err1" & ipid=$!; pids+=("$ipid")
+step "import, killed (SIGKILL) in the middle of a page after the state file records a cursor"
+# The process itself in the background (not a shell function: $! would be a subshell and
+# SIGKILL would leave nhc running).
+"${imp[@]}" >"$T/out1" 2>"$T/err1" & ipid=$!; pids+=("$ipid")
 for _ in $(seq 600); do
   grep -q '"cursor":"' "$state" 2>/dev/null && break
   kill -0 "$ipid" 2>/dev/null || break
   sleep 0.05
 done
 grep -q '"cursor":"' "$state" 2>/dev/null || { cat "$T/out1" "$T/err1"; fail "no cursor in the state file while importing"; }
+# Then, to kill it in the middle of a page, wait until the destination holds part of the
+# next page (submissions are 250 outputs, pages 1,000).
+for _ in $(seq 600); do
+  c=$(dump "$DST" mirror | grep -c . || true)
+  [ $((c % 1000)) != 0 ] && break
+  kill -0 "$ipid" 2>/dev/null || break
+  sleep 0.05
+done
 kill -0 "$ipid" 2>/dev/null || fail "the import ended before it could be killed"
 kill -9 "$ipid"; wait "$ipid" 2>/dev/null || true
+kill -0 "$ipid" 2>/dev/null && fail "the import survived SIGKILL"
 dump "$DST" mirror >"$T/dst1.rows"
 before=$(grep -c . "$T/dst1.rows" || true)
 [ "$before" -ge 1000 ] && [ "$before" -lt $N ] || fail "after the kill the destination holds $before (expected at least one page, not all)"
 ok "killed with $before of $N stored; state: $(cat "$state")"
 
 step "resume with the same state file"
-imp >"$T/out2" 2>"$T/err2" || { cat "$T/out2" "$T/err2"; fail "the resumed import failed"; }
+"${imp[@]}" >"$T/out2" 2>"$T/err2" || { cat "$T/out2" "$T/err2"; fail "the resumed import failed"; }
 cat "$T/out2"
 read -r imported dups nic unsigned invalid failed < <(counts "$T/out2")
 [ "$failed" = 0 ] && [ "$unsigned" = 0 ] && [ "$invalid" = 0 ] && [ "$nic" = 0 ] || fail "resumed run: $(cat "$T/out2")"
@@ -106,6 +118,8 @@ sent=$((imported + dups))
 [ "$sent" -lt $N ] && [ $((sent % 1000)) = $((N % 1000)) ] || fail "the resumed run went over $sent outputs, not the pages after the state's cursor"
 [ "$dups" -le 1000 ] || fail "the resumed run resent $dups (more than one page)"
 [ $((N - sent)) -le "$before" ] || fail "the state's cursor is past what was stored ($before)"
+# What the killed run had stored past the state's cursor came back as duplicates, not errors.
+[ "$dups" -ge $((before - (N - sent))) ] || fail "the resumed run counted $dups duplicates, but $((before - (N - sent))) were stored past the cursor"
 grep -q '"cursor":null' "$state" && grep -q '"done_until":"' "$state" || fail "state after a finished walk: $(cat "$state")"
 ok "resumed: $imported new, $dups duplicates (resent from the interrupted page), 0 failed"
 
@@ -115,7 +129,7 @@ cmp -s "$T/src.rows" "$T/dst2.rows" || { diff "$T/src.rows" "$T/dst2.rows" | hea
 ok "the destination holds exactly the source's $N (path, hash, size, signature)"
 
 step "a run after a finished walk imports nothing"
-imp >"$T/out3" 2>"$T/err3" || { cat "$T/out3" "$T/err3"; fail "third run"; }
+"${imp[@]}" >"$T/out3" 2>"$T/err3" || { cat "$T/out3" "$T/err3"; fail "third run"; }
 read -r imported dups _ _ _ failed < <(counts "$T/out3")
 [ "$imported" = 0 ] && [ "$failed" = 0 ] && [ "$dups" -le $N ] || fail "third run: $(cat "$T/out3")"
 ok "$(cat "$T/out3")"
