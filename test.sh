@@ -36,6 +36,9 @@ hook/e2e.sh
 step "nhc import end to end: a real signed Nix binary cache over http:// and file:// (hook/import-e2e.sh)"
 hook/import-e2e.sh
 
+step "nhc import --collection end to end: killed and resumed with its state file (hook/import-collection-e2e.sh)"
+hook/import-collection-e2e.sh
+
 step "build the conformance suite and the server"
 cargo build --locked -p nhc-conformance -p nhc-server
 

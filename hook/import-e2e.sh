@@ -131,3 +131,8 @@ step "--jobset on a server without jobset routes: a clear error"
 set +e; "$bin/nhc" import --cache "file://$T/bc" --jobset j --rev r >"$T/out3" 2>"$T/err3"; rc=$?; set -e
 [ $rc = 1 ] && grep -q '404' "$T/err3" || { cat "$T/err3"; fail "jobset 404"; }
 ok "$(cat "$T/err3")"
+
+step "--jobset without --rev (the latest evaluation) on a server without jobset routes: a clear error"
+set +e; "$bin/nhc" import --cache "file://$T/bc" --jobset j >"$T/out4" 2>"$T/err4"; rc=$?; set -e
+[ $rc = 1 ] && grep -q 'no jobset j on this server' "$T/err4" || { cat "$T/err4"; fail "latest evaluation 404"; }
+ok "$(cat "$T/err4")"

@@ -8,6 +8,17 @@
 #     secretKeyFile = "/run/keys/hash-collection-key";
 #   };
 #
+# Importing what binary caches signed, or other collections' attestations, on a
+# timer (`nhc import`; no signing key needed, and the hook need not be enabled):
+#
+#   services.hash-collection.import = {
+#     enable = true;
+#     tokenFile = "/run/keys/hash-collection-hydra-token"; # a builder with the cache's key
+#     caches = [ "https://cache.nixos.org" ];
+#     jobsets = [ "nixos-unstable" ];                       # and/or pathsFile
+#     collections.other = { url = "https://other.example.org"; builder = "hydra"; };
+#   };
+#
 # Secrets: only the *paths* of the token and key files appear in the Nix store,
 # in the environment and in /etc/hash-collection/config.toml. The
 # post-build-hook runs as root under nix-daemon and reads them itself; the
@@ -102,6 +113,81 @@ let
     done
     exit "$status"
   '';
+
+  icfg = cfg.import;
+  importTokenFile = if icfg.tokenFile != null then icfg.tokenFile else cfg.tokenFile;
+
+  # One `nhc import` per cache and source and per collection; every one runs even
+  # when an earlier one failed, and the unit fails when any did (paths missing
+  # from a cache count as failures, as `nhc import` reports them).
+  importScript = pkgs.writeShellScript "hash-collection-import" (
+    ''
+      status=0
+      run() {
+        echo "nhc import $*"
+        ${nhcBin} import --concurrency ${toString icfg.concurrency} "$@" || status=1
+      }
+    ''
+    + lib.concatMapStrings (
+      cache:
+      lib.optionalString (icfg.pathsFile != null) ''
+        run --cache ${lib.escapeShellArg cache} --paths-from ${lib.escapeShellArg icfg.pathsFile}
+      ''
+      + lib.concatMapStrings (jobset: ''
+        run --cache ${lib.escapeShellArg cache} --jobset ${lib.escapeShellArg jobset}
+      '') icfg.jobsets
+    ) icfg.caches
+    + lib.concatStrings (
+      lib.mapAttrsToList (name: c: ''
+        run --collection ${lib.escapeShellArg c.url} --builder ${lib.escapeShellArg c.builder} --state ${lib.escapeShellArg "${icfg.stateDir}/collection-${name}.json"}
+      '') icfg.collections
+    )
+    + ''
+      exit "$status"
+    ''
+  );
+
+  # The sandbox of the oneshot services: root (the spool and the state are
+  # root's), but without capabilities and with a read-only view of the system.
+  # No User=root: that would set HOME=/root, which ProtectHome= makes unreadable.
+  hardening = {
+    UMask = "0077";
+    Nice = 10;
+    IOSchedulingClass = "idle";
+    CapabilityBoundingSet = "";
+    AmbientCapabilities = "";
+    NoNewPrivileges = true;
+    ProtectSystem = "strict";
+    ProtectHome = true;
+    PrivateTmp = true;
+    PrivateDevices = true;
+    DevicePolicy = "closed";
+    ProtectKernelTunables = true;
+    ProtectKernelModules = true;
+    ProtectKernelLogs = true;
+    ProtectControlGroups = true;
+    ProtectClock = true;
+    ProtectHostname = true;
+    ProtectProc = "invisible";
+    ProcSubset = "pid";
+    RestrictAddressFamilies = [
+      "AF_INET"
+      "AF_INET6"
+      "AF_UNIX"
+    ];
+    RestrictNamespaces = true;
+    RestrictRealtime = true;
+    RestrictSUIDSGID = true;
+    LockPersonality = true;
+    MemoryDenyWriteExecute = true;
+    RemoveIPC = true;
+    SystemCallArchitectures = "native";
+    SystemCallFilter = [
+      "@system-service"
+      "~@privileged"
+      "~@resources"
+    ];
+  };
 
   isAbsolute = p: p != null && lib.hasPrefix "/" p;
   # Whitespace, quotes and backslashes would split or be unquoted by systemd
@@ -213,157 +299,315 @@ in
         nothing. Only the post-build-hook attests builds.
       '';
     };
+
+    import = {
+      enable = lib.mkEnableOption ''
+        a systemd timer that runs `nhc import` on a schedule: signed narinfo of
+        binary caches and attestations of other collections are submitted to
+        {option}`services.hash-collection.collection-url` under the builder of
+        {option}`services.hash-collection.import.tokenFile`. Independent of
+        {option}`services.hash-collection.enable` (no signing key is needed)'';
+
+      tokenFile = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        example = "/run/keys/hash-collection-import-token";
+        description = ''
+          Absolute path of the token of the builder the imports are submitted
+          as; defaults to {option}`services.hash-collection.tokenFile`. Only
+          signatures by that builder's keys are imported, so for a binary cache
+          this is usually a builder registered with the cache's public key
+          (e.g. `cache.nixos.org-1:…`), not this machine's builder. Loaded as a
+          systemd credential; handled like
+          {option}`services.hash-collection.tokenFile`.
+        '';
+      };
+
+      caches = lib.mkOption {
+        type = lib.types.listOf lib.types.str;
+        default = [ ];
+        example = [ "https://cache.nixos.org" ];
+        description = ''
+          Binary caches (`http://`, `https://` or `file://DIR`) to import
+          narinfo from, for the paths of {option}`pathsFile` and of the latest
+          evaluation of each of {option}`jobsets`.
+        '';
+      };
+
+      pathsFile = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        example = "/var/lib/hash-collection-import/paths";
+        description = ''
+          A file of store paths (one a line, `#` comments) to import from each
+          of {option}`caches` (`nhc import --paths-from`). Read at run time, so
+          another job may rewrite it between runs.
+        '';
+      };
+
+      jobsets = lib.mkOption {
+        type = lib.types.listOf lib.types.str;
+        default = [ ];
+        example = [ "nixos-unstable" ];
+        description = ''
+          Jobsets of the collection server whose latest evaluation's paths are
+          imported from each of {option}`caches` (`nhc import --jobset NAME`).
+        '';
+      };
+
+      collections = lib.mkOption {
+        type = lib.types.attrsOf (
+          lib.types.submodule {
+            options = {
+              url = lib.mkOption {
+                type = lib.types.str;
+                example = "https://other-collection.example.org";
+                description = "Base URL of the other nhc-server.";
+              };
+              builder = lib.mkOption {
+                type = lib.types.str;
+                example = "hydra";
+                description = ''
+                  The builder on that server whose attestations are imported
+                  (they must verify with the keys of this import's builder).
+                '';
+              };
+            };
+          }
+        );
+        default = { };
+        example = lib.literalExpression ''{ other.url = "https://other.example.org"; other.builder = "hydra"; }'';
+        description = ''
+          Other collections to pull a builder's attestations from
+          (`nhc import --collection URL --builder NAME`). Each remembers how far
+          it got in `stateDir/collection-<name>.json`, so every run imports
+          only what is new.
+        '';
+      };
+
+      interval = lib.mkOption {
+        type = lib.types.str;
+        default = "1h";
+        example = "6h";
+        description = ''
+          How long after the last run ended the timer runs the import again
+          (systemd time span, `OnUnitInactiveSec=`).
+        '';
+      };
+
+      concurrency = lib.mkOption {
+        type = lib.types.ints.positive;
+        default = 32;
+        description = "Requests to a cache in flight at once (`nhc import --concurrency`).";
+      };
+
+      stateDir = lib.mkOption {
+        type = lib.types.str;
+        default = "/var/lib/hash-collection-import";
+        description = ''
+          Where the collection imports keep their state files. Owned by root,
+          mode `0700`. An absolute path without whitespace, quotes or
+          backslashes.
+        '';
+      };
+    };
   };
 
-  config = lib.mkIf cfg.enable {
-    assertions = [
-      {
-        assertion = cfg.collection-url != null && builtins.match "https?://.+" cfg.collection-url != null;
-        message = "services.hash-collection.collection-url must be set to an http:// or https:// URL.";
-      }
-      {
-        assertion = isAbsolute cfg.tokenFile && !inStore cfg.tokenFile;
-        message = "services.hash-collection.tokenFile must be an absolute path outside the Nix store (a string, not a Nix path literal).";
-      }
-      {
-        assertion = isAbsolute cfg.secretKeyFile && !inStore cfg.secretKeyFile;
-        message = "services.hash-collection.secretKeyFile must be an absolute path outside the Nix store (a string, not a Nix path literal).";
-      }
-      {
-        assertion = isPlainPath cfg.spoolDir;
-        message = "services.hash-collection.spoolDir must be an absolute path without whitespace, quotes or backslashes.";
-      }
-    ];
+  config = lib.mkMerge [
+    (lib.mkIf cfg.enable {
+      assertions = [
+        {
+          assertion = cfg.collection-url != null && builtins.match "https?://.+" cfg.collection-url != null;
+          message = "services.hash-collection.collection-url must be set to an http:// or https:// URL.";
+        }
+        {
+          assertion = isAbsolute cfg.tokenFile && !inStore cfg.tokenFile;
+          message = "services.hash-collection.tokenFile must be an absolute path outside the Nix store (a string, not a Nix path literal).";
+        }
+        {
+          assertion = isAbsolute cfg.secretKeyFile && !inStore cfg.secretKeyFile;
+          message = "services.hash-collection.secretKeyFile must be an absolute path outside the Nix store (a string, not a Nix path literal).";
+        }
+        {
+          assertion = isPlainPath cfg.spoolDir;
+          message = "services.hash-collection.spoolDir must be an absolute path without whitespace, quotes or backslashes.";
+        }
+      ];
 
-    # Nix has exactly one post-build-hook. It is set at normal priority (not
-    # mkDefault, which would let any other value silently switch reporting
-    # off): a second module setting it is a "conflicting definition values"
-    # error. Only a higher-priority override (mkForce) gets past that; say so.
-    warnings =
-      lib.optional ((config.nix.settings.post-build-hook or null) != "${postBuildHook}")
-        "services.hash-collection: nix.settings.post-build-hook is overridden by another definition (Nix runs only one post-build-hook), so builds are not reported. Remove the override, or call `nhc-hook` from that hook (it reads ${configFile}).";
+      # Nix has exactly one post-build-hook. It is set at normal priority (not
+      # mkDefault, which would let any other value silently switch reporting
+      # off): a second module setting it is a "conflicting definition values"
+      # error. Only a higher-priority override (mkForce) gets past that; say so.
+      warnings =
+        lib.optional ((config.nix.settings.post-build-hook or null) != "${postBuildHook}")
+          "services.hash-collection: nix.settings.post-build-hook is overridden by another definition (Nix runs only one post-build-hook), so builds are not reported. Remove the override, or call `nhc-hook` from that hook (it reads ${configFile}).";
 
-    environment.etc."hash-collection/config.toml".text = configText;
+      environment.etc."hash-collection/config.toml".text = configText;
 
-    environment.systemPackages = [ cfg.package ];
+      environment.systemPackages = [ cfg.package ];
 
-    nix.settings = {
-      post-build-hook = "${postBuildHook}";
-      run-diff-hook = lib.mkIf cfg.enableDiffHook true;
-      diff-hook = lib.mkIf cfg.enableDiffHook "${diffHook}";
-    };
-
-    systemd.tmpfiles.rules = [ "d ${escapeSpecifiers cfg.spoolDir} 0700 root root - -" ];
-
-    # `nhc flush` sends the spool; delivered and duplicate items leave it,
-    # rejected ones move to rejected/.
-    systemd.services.hash-collection-flush = {
-      description = "Send spooled nix-hash-collection attestations";
-      documentation = [ "https://github.com/nix-community/nix-hash-collection" ];
-      wants = [ "network-online.target" ];
-      after = [ "network-online.target" ];
-      # Every spool write may start this unit (through the .path unit below),
-      # and successful starts count too: with systemd's default start limit
-      # (5 starts in 10 s) a burst of builds would fail it with
-      # start-limit-hit, and the .path unit with it (unit-start-limit-hit),
-      # leaving delivery to the timer. Starts are cheap and bounded by the
-      # number of builds, so there is no limit.
-      startLimitIntervalSec = 0;
-      path = [ config.nix.package ];
-      environment = {
-        HASH_COLLECTION_SERVER = escapeSpecifiers cfg.collection-url;
-        # %d is the service's credentials directory.
-        HASH_COLLECTION_TOKEN_FILE = "%d/token";
-        HASH_COLLECTION_SPOOL = escapeSpecifiers cfg.spoolDir;
-        # Read only the system configuration, never a file under a home
-        # directory (hidden by ProtectHome=).
-        HASH_COLLECTION_CONFIG = configFile;
+      nix.settings = {
+        post-build-hook = "${postBuildHook}";
+        run-diff-hook = lib.mkIf cfg.enableDiffHook true;
+        diff-hook = lib.mkIf cfg.enableDiffHook "${diffHook}";
       };
-      serviceConfig = {
-        Type = "oneshot";
-        ExecStart = "${flushScript}";
-        # A server that accepts but never answers must not block later flushes.
-        TimeoutStartSec = "30min";
-        # Items in the spool are signed already: the flush needs the token,
-        # not the signing key.
-        LoadCredential = [ "token:${escapeSpecifiers cfg.tokenFile}" ];
+
+      systemd.tmpfiles.rules = [ "d ${escapeSpecifiers cfg.spoolDir} 0700 root root - -" ];
+
+      # `nhc flush` sends the spool; delivered and duplicate items leave it,
+      # rejected ones move to rejected/.
+      systemd.services.hash-collection-flush = {
+        description = "Send spooled nix-hash-collection attestations";
+        documentation = [ "https://github.com/nix-community/nix-hash-collection" ];
+        wants = [ "network-online.target" ];
+        after = [ "network-online.target" ];
+        # Every spool write may start this unit (through the .path unit below),
+        # and successful starts count too: with systemd's default start limit
+        # (5 starts in 10 s) a burst of builds would fail it with
+        # start-limit-hit, and the .path unit with it (unit-start-limit-hit),
+        # leaving delivery to the timer. Starts are cheap and bounded by the
+        # number of builds, so there is no limit.
+        startLimitIntervalSec = 0;
+        path = [ config.nix.package ];
+        environment = {
+          HASH_COLLECTION_SERVER = escapeSpecifiers cfg.collection-url;
+          # %d is the service's credentials directory.
+          HASH_COLLECTION_TOKEN_FILE = "%d/token";
+          HASH_COLLECTION_SPOOL = escapeSpecifiers cfg.spoolDir;
+          # Read only the system configuration, never a file under a home
+          # directory (hidden by ProtectHome=).
+          HASH_COLLECTION_CONFIG = configFile;
+        };
         # Runs as root, systemd's default without User= (the spool is root's,
-        # written by nix-daemon's hook), but without capabilities and with a
-        # read-only view of the system. No User=root: that would set
-        # HOME=/root, which ProtectHome= makes unreadable.
-        UMask = "0077";
-        Nice = 10;
-        IOSchedulingClass = "idle";
-        CapabilityBoundingSet = "";
-        AmbientCapabilities = "";
-        NoNewPrivileges = true;
-        ProtectSystem = "strict";
-        ReadWritePaths = [ (escapeSpecifiers cfg.spoolDir) ];
-        ProtectHome = true;
-        PrivateTmp = true;
-        PrivateDevices = true;
-        DevicePolicy = "closed";
-        ProtectKernelTunables = true;
-        ProtectKernelModules = true;
-        ProtectKernelLogs = true;
-        ProtectControlGroups = true;
-        ProtectClock = true;
-        ProtectHostname = true;
-        ProtectProc = "invisible";
-        ProcSubset = "pid";
-        RestrictAddressFamilies = [
-          "AF_INET"
-          "AF_INET6"
-          "AF_UNIX"
-        ];
-        RestrictNamespaces = true;
-        RestrictRealtime = true;
-        RestrictSUIDSGID = true;
-        LockPersonality = true;
-        MemoryDenyWriteExecute = true;
-        RemoveIPC = true;
-        SystemCallArchitectures = "native";
-        SystemCallFilter = [
-          "@system-service"
-          "~@privileged"
-          "~@resources"
-        ];
+        # written by nix-daemon's hook), sandboxed by `hardening`.
+        serviceConfig = hardening // {
+          Type = "oneshot";
+          ExecStart = "${flushScript}";
+          # A server that accepts but never answers must not block later flushes.
+          TimeoutStartSec = "30min";
+          # Items in the spool are signed already: the flush needs the token,
+          # not the signing key.
+          LoadCredential = [ "token:${escapeSpecifiers cfg.tokenFile}" ];
+          ReadWritePaths = [ (escapeSpecifiers cfg.spoolDir) ];
+        };
       };
-    };
 
-    # Flush as soon as something is spooled. PathChanged= (edge-triggered)
-    # rather than DirectoryNotEmpty=: the spool keeps rejected/ and, while the
-    # server is down, undeliverable items, which would retrigger the flush in
-    # a loop. The timer retries those.
-    systemd.paths.hash-collection-flush = {
-      description = "Flush the nix-hash-collection spool when it changes";
-      wantedBy = [ "paths.target" ];
-      # Restarts of the path unit itself (e.g. by switch-to-configuration).
-      startLimitIntervalSec = 0;
-      pathConfig = {
-        PathChanged = escapeSpecifiers cfg.spoolDir;
-        Unit = "hash-collection-flush.service";
-        MakeDirectory = true;
-        DirectoryMode = "0700";
-        # systemd >= 250 also limits how often a path unit triggers (default
-        # 200 in 2 s) and, when that is hit, fails the path unit for good.
-        # No busy loop is possible here: systemd stops watching while the
-        # flush runs and PathChanged= does not re-fire when it ends, so
-        # triggers are at most one per flush run and per spool write (per
-        # build). A hit could only ever turn delivery off, so no limit.
-        TriggerLimitIntervalSec = 0;
+      # Flush as soon as something is spooled. PathChanged= (edge-triggered)
+      # rather than DirectoryNotEmpty=: the spool keeps rejected/ and, while the
+      # server is down, undeliverable items, which would retrigger the flush in
+      # a loop. The timer retries those.
+      systemd.paths.hash-collection-flush = {
+        description = "Flush the nix-hash-collection spool when it changes";
+        wantedBy = [ "paths.target" ];
+        # Restarts of the path unit itself (e.g. by switch-to-configuration).
+        startLimitIntervalSec = 0;
+        pathConfig = {
+          PathChanged = escapeSpecifiers cfg.spoolDir;
+          Unit = "hash-collection-flush.service";
+          MakeDirectory = true;
+          DirectoryMode = "0700";
+          # systemd >= 250 also limits how often a path unit triggers (default
+          # 200 in 2 s) and, when that is hit, fails the path unit for good.
+          # No busy loop is possible here: systemd stops watching while the
+          # flush runs and PathChanged= does not re-fire when it ends, so
+          # triggers are at most one per flush run and per spool write (per
+          # build). A hit could only ever turn delivery off, so no limit.
+          TriggerLimitIntervalSec = 0;
+        };
       };
-    };
 
-    systemd.timers.hash-collection-flush = {
-      description = "Retry sending the nix-hash-collection spool";
-      wantedBy = [ "timers.target" ];
-      timerConfig = {
-        OnBootSec = "2min";
-        OnUnitInactiveSec = cfg.flushInterval;
-        RandomizedDelaySec = "1min";
-        Unit = "hash-collection-flush.service";
+      systemd.timers.hash-collection-flush = {
+        description = "Retry sending the nix-hash-collection spool";
+        wantedBy = [ "timers.target" ];
+        timerConfig = {
+          OnBootSec = "2min";
+          OnUnitInactiveSec = cfg.flushInterval;
+          RandomizedDelaySec = "1min";
+          Unit = "hash-collection-flush.service";
+        };
       };
-    };
-  };
+    })
+
+    (lib.mkIf icfg.enable {
+      assertions = [
+        {
+          assertion = cfg.collection-url != null && builtins.match "https?://.+" cfg.collection-url != null;
+          message = "services.hash-collection.import needs services.hash-collection.collection-url, an http:// or https:// URL.";
+        }
+        {
+          assertion = isAbsolute importTokenFile && !inStore importTokenFile;
+          message = "services.hash-collection.import.tokenFile (or services.hash-collection.tokenFile) must be an absolute path outside the Nix store (a string, not a Nix path literal).";
+        }
+        {
+          assertion = icfg.caches != [ ] || icfg.collections != { };
+          message = "services.hash-collection.import: nothing to import; set caches or collections.";
+        }
+        {
+          assertion = icfg.caches == [ ] || icfg.pathsFile != null || icfg.jobsets != [ ];
+          message = "services.hash-collection.import.caches needs the paths to import: pathsFile or jobsets.";
+        }
+        {
+          assertion = icfg.pathsFile == null || (isAbsolute icfg.pathsFile && !inStore icfg.pathsFile);
+          message = "services.hash-collection.import.pathsFile must be an absolute path outside the Nix store.";
+        }
+        {
+          assertion = lib.all (c: builtins.match "(https?|file)://.+" c != null) icfg.caches;
+          message = "services.hash-collection.import.caches must be http://, https:// or file:// URLs.";
+        }
+        {
+          assertion = lib.all (n: builtins.match "[A-Za-z0-9][A-Za-z0-9._-]*" n != null) (lib.attrNames icfg.collections);
+          message = "services.hash-collection.import.collections: names are letters, digits, '.', '_' and '-' (they name state files).";
+        }
+        {
+          assertion = lib.all (c: builtins.match "https?://.+" c.url != null) (lib.attrValues icfg.collections);
+          message = "services.hash-collection.import.collections.<name>.url must be an http:// or https:// URL.";
+        }
+        {
+          assertion = isPlainPath icfg.stateDir;
+          message = "services.hash-collection.import.stateDir must be an absolute path without whitespace, quotes or backslashes.";
+        }
+      ];
+
+      environment.systemPackages = [ cfg.package ];
+
+      systemd.tmpfiles.rules = [ "d ${escapeSpecifiers icfg.stateDir} 0700 root root - -" ];
+
+      systemd.services.hash-collection-import = {
+        description = "Import signed narinfo and other collections' attestations into nix-hash-collection";
+        documentation = [ "https://github.com/nix-community/nix-hash-collection" ];
+        wants = [ "network-online.target" ];
+        after = [ "network-online.target" ];
+        environment = {
+          HASH_COLLECTION_SERVER = escapeSpecifiers cfg.collection-url;
+          # %d is the service's credentials directory.
+          HASH_COLLECTION_TOKEN_FILE = "%d/token";
+          # Only the environment: the system configuration holds the hook's
+          # settings (its token, spool and key), none of which apply here.
+          HASH_COLLECTION_CONFIG = "/dev/null";
+        };
+        # Root for the state directory and for reading pathsFile and file://
+        # caches wherever they are; sandboxed by `hardening` (read-only system,
+        # no capabilities).
+        serviceConfig = hardening // {
+          Type = "oneshot";
+          ExecStart = "${importScript}";
+          # A large first import takes long; a hung one must not stop the timer for good.
+          TimeoutStartSec = "6h";
+          LoadCredential = [ "token:${escapeSpecifiers importTokenFile}" ];
+          ReadWritePaths = [ (escapeSpecifiers icfg.stateDir) ];
+        };
+      };
+
+      systemd.timers.hash-collection-import = {
+        description = "Run nix-hash-collection imports on a schedule";
+        wantedBy = [ "timers.target" ];
+        timerConfig = {
+          OnBootSec = "5min";
+          OnUnitInactiveSec = icfg.interval;
+          RandomizedDelaySec = "5min";
+          Unit = "hash-collection-import.service";
+        };
+      };
+    })
+  ];
 }

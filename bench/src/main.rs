@@ -3,6 +3,7 @@
 //! See BENCHMARKS.md for the runs and their figures, and bench/run.sh for the
 //! script that makes them.
 
+mod cache;
 mod dataset;
 mod driver;
 mod rss;
@@ -62,6 +63,18 @@ enum Command {
     /// Mixed load with hostile clients for a while, sampling `/health` latency and the
     /// server's RSS (needs --server-pid); exits 1 when a bound is crossed.
     Soak(soak::Args),
+    /// Write a binary cache of `paths` narinfo signed by builder 0's key into DIR
+    /// (with paths.txt and key.pub), and with --listen serve it over HTTP until killed
+    /// (the `nhc import` benchmark, bench/import.sh).
+    NarinfoCache {
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        #[arg(long, default_value_t = 100_000)]
+        paths: u64,
+        /// Serve DIR at this address (host:port) instead of generating it.
+        #[arg(long)]
+        listen: Option<String>,
+    },
     /// Query random paths of a dataset made by `load` with the same seed.
     Read {
         #[arg(long, default_value_t = 250_000)]
@@ -79,6 +92,17 @@ fn main() {
     if let Command::Soak(args) = &cli.command {
         let pass = soak::run(&cli.addr, cli.admin_token.as_deref(), cli.seed, cli.server_pid, args);
         std::process::exit(if pass { 0 } else { 1 });
+    }
+    if let Command::NarinfoCache { dir, paths, listen } = &cli.command {
+        let r = match listen {
+            Some(addr) => cache::serve(dir, addr),
+            None => cache::generate(&ds, dir, *paths),
+        };
+        if let Err(e) = r {
+            eprintln!("error: {}: {e}", dir.display());
+            std::process::exit(1);
+        }
+        return;
     }
     let sampler = cli.server_pid.map(rss::Sampler::start);
     match cli.command {
@@ -135,7 +159,7 @@ fn main() {
             println!("read: {}", stats.summary());
             report_failures(&stats);
         }
-        Command::Soak(_) => {}
+        Command::Soak(_) | Command::NarinfoCache { .. } => {}
     }
     if let Some(s) = sampler {
         let (max_rss, hwm) = s.stop();

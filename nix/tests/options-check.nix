@@ -52,6 +52,8 @@ let
     optionalString = cond: s: if cond then s else "";
     optionalAttrs = cond: as: if cond then as else { };
     concatStrings = concatStringsSep "";
+    concatMapStrings = f: xs: concatStringsSep "" (map f xs);
+    attrValues = builtins.attrValues;
     concatMapStringsSep = sep: f: xs: concatStringsSep sep (map f xs);
     mapAttrsToList = f: as: map (n: f n as.${n}) (attrNames as);
     genAttrs = names: f: builtins.listToAttrs (map (n: { name = n; value = f n; }) names);
@@ -78,6 +80,7 @@ let
         0
       else
         builtins.fromJSON (builtins.head m);
+    splitLines = s: filter isString (builtins.split "\n" s);
     fileContents = f: removeSuffix "\n" (readFile f);
     importTOML = f: builtins.fromTOML (readFile f);
     escapeShellArg =
@@ -107,6 +110,10 @@ let
       _type = "if";
       inherit condition content;
     };
+    mkMerge = contents: {
+      _type = "merge";
+      inherit contents;
+    };
     mkOverride = priority: content: {
       _type = "override";
       inherit priority content;
@@ -122,6 +129,7 @@ let
       mk = name: check: extra: { inherit name check; } // extra;
       bool = mk "bool" isBool { };
       str = mk "str" isString { };
+      ints.positive = mk "positive int" (x: builtins.isInt x && x > 0) { };
       package = mk "package" (x: isAttrs x && x.type or null == "derivation") { };
       nullOr = t: mk "nullOr" (x: x == null || t.check x) { elem = t; };
       listOf = t: mk "listOf" (x: isList x && all t.check x) { elem = t; };
@@ -259,15 +267,36 @@ let
     else
       throw "${p}: the value does not have type ${o.type.name}";
 
-  # mkIf/mkOverride pushed through attribute sets; a false mkIf removes the
-  # attribute, as in the module system.
+  # mkIf/mkOverride/mkMerge pushed through attribute sets; a false mkIf
+  # removes the attribute, as in the module system; mkMerge merges its parts
+  # (lists concatenated, the same value twice allowed, else a conflict).
   absent = {
     _type = "absent";
   };
+  isAbsent = v: isAttrs v && v._type or null == "absent";
+  isPlainAttrs = v: isAttrs v && v.type or null != "derivation";
+  merge2 =
+    path: a: b:
+    if isPlainAttrs a && isPlainAttrs b then
+      a
+      // mapAttrs (n: bv: if a ? ${n} then merge2 "${path}.${n}" a.${n} bv else bv) b
+    else if isList a && isList b then
+      a ++ b
+    else if a == b then
+      a
+    else
+      throw "${path}: conflicting definition values";
   resolve =
     v:
     if !isAttrs v || v.type or null == "derivation" then
       v
+    else if v._type or null == "merge" then
+      (
+        let
+          parts = filter (p: !isAbsent p) (map resolve v.contents);
+        in
+        if parts == [ ] then absent else builtins.foldl' (merge2 "config") { } parts
+      )
     else if v._type or null == "if" then
       (if v.condition then resolve v.content else absent)
     else if v._type or null == "override" then
@@ -347,6 +376,17 @@ let
     "enable"
     "enableDiffHook"
     "flushInterval"
+    "import.caches"
+    "import.collections"
+    "import.collections.<name>.builder"
+    "import.collections.<name>.url"
+    "import.concurrency"
+    "import.enable"
+    "import.interval"
+    "import.jobsets"
+    "import.pathsFile"
+    "import.stateDir"
+    "import.tokenFile"
     "package"
     "secretKeyFile"
     "spoolDir"
@@ -464,6 +504,67 @@ let
     { c = fails (client { enable = true; token = "/x"; }).cfg; m = "an unknown option must be an error"; }
     { c = fails (client { enable = "yes"; }).cfg; m = "a mistyped value must be an error"; }
     { c = plainClient.cfg.package.name == package.name; m = "package falls back to ../package.nix"; }
+  ];
+
+  # ---- client: the import timer -------------------------------------------------
+  # Import alone (no hook, no signing key): its own token, every kind of source.
+  importOnly = client {
+    collection-url = "https://hash-collection.example.org";
+    import = {
+      enable = true;
+      tokenFile = "/run/keys/import-token";
+      caches = [ "https://cache.nixos.org" "file:///srv/cache%n" ];
+      pathsFile = "/var/lib/import paths";
+      jobsets = [ "nixos-unstable" ];
+      collections.other = { url = "https://other.example.org"; builder = "hydra"; };
+    };
+  };
+  importSvc = importOnly.config.systemd.services.hash-collection-import;
+  importScript = readFile importSvc.serviceConfig.ExecStart;
+  # Import next to the hook: the hook's token by default, a custom state directory.
+  importWithHook = client (seed.cfg // {
+    package = pkgs.nix-hash-collection;
+    import = {
+      enable = true;
+      collections."a.b-1" = { url = "http://10.0.0.2:8080"; builder = "builder-1"; };
+      stateDir = "/var/lib/nhc%import";
+      interval = "15min";
+      concurrency = 8;
+    };
+  });
+  importWithHookSvc = importWithHook.config.systemd.services.hash-collection-import;
+  importWithHookScript = readFile importWithHookSvc.serviceConfig.ExecStart;
+  importFails = i: (client { collection-url = "https://h.example.org"; tokenFile = "/run/keys/t"; import = { enable = true; } // i; }).failedAssertions;
+
+  importChecks = checkAll [
+    { c = importOnly.failedAssertions == [ ]; m = "import-only config fails assertions: ${toString importOnly.failedAssertions}"; }
+    { c = !(importOnly.config ? nix) && !(importOnly.config.systemd.services ? hash-collection-flush) && !(importOnly.config.environment ? etc); m = "import alone sets no hook, no flush, no config file"; }
+    { c = importSvc.serviceConfig.LoadCredential == [ "token:/run/keys/import-token" ] && importSvc.environment.HASH_COLLECTION_TOKEN_FILE == "%d/token"; m = "the import's own token as a credential"; }
+    { c = importSvc.environment.HASH_COLLECTION_SERVER == "https://hash-collection.example.org" && importSvc.environment.HASH_COLLECTION_CONFIG == "/dev/null"; m = "server from collection-url, no config file"; }
+    { c = importSvc.serviceConfig.Type == "oneshot" && importSvc.serviceConfig.ProtectSystem == "strict" && importSvc.serviceConfig.CapabilityBoundingSet == "" && importSvc.serviceConfig.NoNewPrivileges && importSvc.serviceConfig.ProtectHome && importSvc.serviceConfig.MemoryDenyWriteExecute; m = "import service hardened like the flush"; }
+    { c = importSvc.serviceConfig.ReadWritePaths == [ "/var/lib/hash-collection-import" ] && importOnly.config.systemd.tmpfiles.rules == [ "d /var/lib/hash-collection-import 0700 root root - -" ]; m = "only the state directory is writable, created 0700"; }
+    { c = importSvc.serviceConfig.RestrictAddressFamilies == flush.serviceConfig.RestrictAddressFamilies && importSvc.serviceConfig.SystemCallFilter == flush.serviceConfig.SystemCallFilter; m = "same sandbox as the flush"; }
+    { c = has "run --cache https://cache.nixos.org --paths-from '/var/lib/import paths'\n" importScript && has "run --cache https://cache.nixos.org --jobset nixos-unstable\n" importScript; m = "each cache with the paths file and each jobset"; }
+    { c = has "run --cache file:///srv/cache%n --paths-from" importScript && has "run --cache file:///srv/cache%n --jobset nixos-unstable\n" importScript; m = "the second cache, no specifier escaping in the script"; }
+    { c = has "run --collection https://other.example.org --builder hydra --state /var/lib/hash-collection-import/collection-other.json\n" importScript; m = "a collection with its state file"; }
+    { c = length (filter (l: match "run --.*" l != null) (lib.splitLines importScript)) == 5; m = "2 caches x 2 sources + 1 collection = 5 imports"; }
+    { c = has "/bin/nhc import --concurrency 32 \"$@\" || status=1" importScript && has "exit \"$status\"" importScript; m = "every import runs, the unit fails when one did"; }
+    { c = importOnly.config.systemd.timers.hash-collection-import.timerConfig.OnUnitInactiveSec == "1h" && importOnly.config.systemd.timers.hash-collection-import.wantedBy == [ "timers.target" ]; m = "timer every hour by default"; }
+    { c = importWithHook.failedAssertions == [ ] && importWithHook.config.systemd.services ? hash-collection-flush && has "hash-collection-post-build-hook" importWithHook.config.nix.settings.post-build-hook; m = "import next to the hook: both configured"; }
+    { c = importWithHookSvc.serviceConfig.LoadCredential == [ "token:/run/keys/hash-collection-token" ]; m = "the hook's token by default"; }
+    { c = importWithHookSvc.serviceConfig.ReadWritePaths == [ "/var/lib/nhc%%import" ] && elem "d /var/lib/nhc%%import 0700 root root - -" importWithHook.config.systemd.tmpfiles.rules && length importWithHook.config.systemd.tmpfiles.rules == 2; m = "custom state dir, % escaped, both tmpfiles rules"; }
+    { c = has "--state /var/lib/nhc%import/collection-a.b-1.json\n" importWithHookScript && has "--concurrency 8 " importWithHookScript && !has "--cache" importWithHookScript; m = "state file in the custom dir, concurrency, no cache"; }
+    { c = importWithHook.config.systemd.timers.hash-collection-import.timerConfig.OnUnitInactiveSec == "15min"; m = "interval"; }
+    { c = importFails { caches = [ "https://c.example.org" ]; } != [ ]; m = "a cache without paths is refused"; }
+    { c = importFails { } != [ ]; m = "nothing to import is refused"; }
+    { c = importFails { caches = [ "s3://bucket" ]; pathsFile = "/p"; } != [ ]; m = "a cache URL that is not http(s) or file is refused"; }
+    { c = importFails { collections."../x" = { url = "https://o.example.org"; builder = "b"; }; } != [ ]; m = "a collection name that is not a file name is refused"; }
+    { c = importFails { collections.x = { url = "o.example.org"; builder = "b"; }; } != [ ]; m = "a collection URL without scheme is refused"; }
+    { c = importFails { collections.x = { url = "https://o.example.org"; builder = "b"; }; stateDir = "relative"; } != [ ]; m = "a relative state dir is refused"; }
+    { c = importFails { collections.x = { url = "https://o.example.org"; builder = "b"; }; } == [ ]; m = "a collection alone is enough"; }
+    { c = (client { import = { enable = true; collections.x = { url = "https://o.example.org"; builder = "b"; }; }; }).failedAssertions != [ ]; m = "import without collection-url or token is refused"; }
+    { c = fails (client { import = { enable = true; collections.x.url = "https://o.example.org"; }; }).cfg; m = "a collection needs its builder"; }
+    { c = fails (client { import = { enable = true; concurrency = 0; }; }).cfg; m = "concurrency is positive"; }
   ];
 
   # ---- server -------------------------------------------------------------------
@@ -601,7 +702,7 @@ let
     { c = all (n: (node n).imports == [ ../module.nix ]) [ "builder1" "builder2" ]; m = "builders import the client module"; }
   ];
 in
-assert clientChecks && serverChecks && packageChecks && flakeChecks && testChecks;
+assert clientChecks && importChecks && serverChecks && packageChecks && flakeChecks && testChecks;
 {
   options = {
     client = seed.options;
@@ -613,6 +714,8 @@ assert clientChecks && serverChecks && packageChecks && flakeChecks && testCheck
     post-build-hook-async = asyncHook;
     diff-hook = diffHook;
     flush = flushScript;
+    import = importScript;
+    import-with-hook = importWithHookScript;
     ensure-builders = ensureBuilders;
     admin-cli = adminCli;
   };

@@ -43,11 +43,58 @@ impl State {
         std::fs::rename(&tmp, path).map_err(err)
     }
 
-    /// True when an attestation this old was imported by a finished walk. RFC 3339
-    /// in the server's one form (UTC, fixed digits) orders as text.
+    /// True when an attestation this old was imported by a finished walk. A row is
+    /// timestamped when its submission arrives but listed only once its transaction
+    /// commits, so a row older than the newest one seen may appear later: the last
+    /// [`REREAD_WINDOW_MICROS`] before `done_until` are read again (duplicates, cheap).
+    /// Times the server's one form (UTC, fixed digits) does not parse compare as text.
     fn already_done(&self, submitted_at: &str) -> bool {
-        self.done_until.as_deref().is_some_and(|d| submitted_at < d)
+        let Some(done) = self.done_until.as_deref() else { return false };
+        match (micros(submitted_at), micros(done)) {
+            (Some(a), Some(d)) => a < d - REREAD_WINDOW_MICROS,
+            _ => submitted_at < done,
+        }
     }
+}
+
+/// How far before the newest attestation of the last finished walk the next walk
+/// goes on reading (docs/api.md: "re-read a window of a few seconds").
+pub const REREAD_WINDOW_MICROS: i64 = 60 * 1_000_000;
+
+/// `YYYY-MM-DDTHH:MM:SS[.ffffff]Z` (the server's form) as microseconds since the epoch.
+fn micros(t: &str) -> Option<i64> {
+    let b = t.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let s = t.get(r)?;
+        if s.bytes().all(|c| c.is_ascii_digit()) {
+            s.parse().ok()
+        } else {
+            None
+        }
+    };
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let rest = t.get(19..)?.strip_suffix('Z')?;
+    let frac = match rest.strip_prefix('.') {
+        None if rest.is_empty() => 0,
+        Some(f) if (1..=6).contains(&f.len()) => num(20..20 + f.len())? * 10i64.pow(6 - f.len() as u32),
+        _ => return None,
+    };
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 86_400 + hh * 3600 + mm * 60 + ss) * 1_000_000) + frac)
 }
 
 pub async fn from_collection(
@@ -135,6 +182,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn times_parse_as_the_server_formats_them() {
+        for m in [0, 1, 951_782_400_000_001, 1_795_616_418_500_000, 4_102_444_799_999_999] {
+            assert_eq!(micros(&nhc_core::time::format_rfc3339(m)), Some(m));
+        }
+        assert_eq!(micros("2026-11-25T14:20:18Z"), Some(1_795_616_418_000_000));
+        assert_eq!(micros("2026-11-25T14:20:18.5Z"), Some(1_795_616_418_500_000));
+        for bad in [
+            "",
+            "2026-11-25",
+            "2026-13-25T14:20:18Z",
+            "2026-11-25T14:20:18",
+            "2026-11-25T14:20:18.1234567Z",
+            "2026-11-25T14:2x:18Z",
+            "+026-11-25T14:20:18Z",
+        ] {
+            assert_eq!(micros(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn state_round_trips_and_orders_by_time() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("state.json");
@@ -146,8 +213,12 @@ mod tests {
         };
         s.save(&p).unwrap();
         assert_eq!(State::load(&p).unwrap(), s);
-        assert!(s.already_done("2026-01-01T23:59:59.999999Z"));
+        // The last minute before done_until is read again.
+        assert!(s.already_done("2026-01-01T23:58:59.999999Z"));
+        assert!(!s.already_done("2026-01-01T23:59:00.000000Z"));
+        assert!(!s.already_done("2026-01-01T23:59:59.999999Z"));
         assert!(!s.already_done("2026-01-02T00:00:00.000000Z"));
+        assert!(!State::default().already_done("1970-01-01T00:00:00.000000Z"));
         std::fs::write(&p, "not json").unwrap();
         assert!(State::load(&p).is_err());
     }

@@ -236,18 +236,58 @@ struct EvalItem {
     path: StorePath,
 }
 
+/// `{server}/v1/jobsets/{segments..}`, each segment percent-encoded.
+fn jobset_url(s: &Settings, segments: &[&str]) -> Result<reqwest::Url, ImportError> {
+    let mut url = reqwest::Url::parse(&format!("{}/v1/jobsets/", s.server))
+        .map_err(|e| ImportError::Usage(format!("server URL: {e}")))?;
+    url.path_segments_mut()
+        .map_err(|_| ImportError::Usage("server URL cannot have a path".into()))?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(url)
+}
+
+#[derive(Deserialize)]
+struct Jobset {
+    evaluations: Vec<Evaluation>,
+}
+
+#[derive(Deserialize)]
+struct Evaluation {
+    rev: String,
+}
+
+/// The newest evaluation's `rev` from `GET /v1/jobsets/{name}` (newest first), for
+/// `--jobset` without `--rev` (what a timer wants).
+pub async fn latest_rev(s: &Settings, jobset: &str) -> Result<String, ImportError> {
+    let client = http::client(s.timeout)?;
+    let url = jobset_url(s, &[jobset])?;
+    let res = http::send(&client, |c| c.get(url.clone())).await.map_err(ImportError::Server)?;
+    let status = res.status();
+    let body = http::body_limited(res, 64 << 20).await.map_err(ImportError::Server)?.unwrap_or_default();
+    if status == reqwest::StatusCode::NOT_FOUND {
+        return Err(ImportError::Usage(format!(
+            "{url}: 404: no jobset {jobset} on this server (or the server has no jobset routes)"
+        )));
+    }
+    if !status.is_success() {
+        return Err(ImportError::Server(format!("GET {url}: HTTP {status}: {}", String::from_utf8_lossy(&body))));
+    }
+    newest_rev(&body).map_err(|e| ImportError::Server(format!("GET {url}: {e}")))
+}
+
+fn newest_rev(body: &[u8]) -> Result<String, String> {
+    let j: Jobset = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    j.evaluations.into_iter().next().map(|e| e.rev).ok_or_else(|| "the jobset has no evaluation yet".to_owned())
+}
+
 /// Every path of a jobset's evaluation, from this server (docs/jobsets.md).
 pub async fn jobset_paths(s: &Settings, jobset: &str, rev: &str) -> Result<Vec<StorePath>, ImportError> {
     let client = http::client(s.timeout)?;
     let mut out = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut url = reqwest::Url::parse(&format!("{}/v1/jobsets/", s.server))
-            .map_err(|e| ImportError::Usage(format!("server URL: {e}")))?;
-        url.path_segments_mut()
-            .map_err(|_| ImportError::Usage("server URL cannot have a path".into()))?
-            .pop_if_empty()
-            .extend([jobset, "evaluations", rev]);
+        let mut url = jobset_url(s, &[jobset, "evaluations", rev])?;
         url.query_pairs_mut().append_pair("limit", "1000");
         if let Some(c) = &cursor {
             url.query_pairs_mut().append_pair("cursor", c);
@@ -270,5 +310,19 @@ pub async fn jobset_paths(s: &Settings, jobset: &str, rev: &str) -> Result<Vec<S
             Some(c) if Some(&c) != cursor.as_ref() => cursor = Some(c),
             _ => return Ok(out),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_newest_evaluation_is_the_first() {
+        let body =
+            br#"{"name":"j","description":"","evaluations":[{"rev":"r2","created_at":"x","paths":1},{"rev":"r1"}]}"#;
+        assert_eq!(newest_rev(body).unwrap(), "r2");
+        assert!(newest_rev(br#"{"name":"j","evaluations":[]}"#).unwrap_err().contains("no evaluation"));
+        assert!(newest_rev(b"[]").is_err());
     }
 }

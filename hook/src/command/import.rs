@@ -33,9 +33,10 @@ pub struct Args {
     /// Import the closure of these local store paths.
     #[arg(long, value_name = "PATH", num_args = 1..)]
     closure: Vec<String>,
-    /// Import every path of this jobset's evaluation (with --rev).
-    #[arg(long, value_name = "NAME", requires = "rev")]
+    /// Import every path of this jobset's evaluation --rev (without --rev: its latest).
+    #[arg(long, value_name = "NAME")]
     jobset: Option<String>,
+    /// The evaluation of --jobset (default: the jobset's latest).
     #[arg(long, value_name = "REV", requires = "jobset")]
     rev: Option<String>,
     /// Another nhc-server to import a builder's attestations from.
@@ -77,8 +78,12 @@ pub fn run(cfg: &Config, args: Args) -> Exit {
         let cache =
             args.cache.clone().ok_or_else(|| CommandError::Usage("--cache or --collection is required".into()))?;
         let mut paths = gather(&args)?;
-        if let (Some(j), Some(r)) = (&args.jobset, &args.rev) {
-            paths.extend(rt.block_on(nhc_import::jobset_paths(&settings, j, r)).map_err(import_err)?);
+        if let Some(j) = &args.jobset {
+            let rev = match &args.rev {
+                Some(r) => r.clone(),
+                None => rt.block_on(nhc_import::latest_rev(&settings, j)).map_err(import_err)?,
+            };
+            paths.extend(rt.block_on(nhc_import::jobset_paths(&settings, j, &rev)).map_err(import_err)?);
         }
         paths.sort();
         paths.dedup();
