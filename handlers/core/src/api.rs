@@ -18,6 +18,7 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 /// `POST /v1/attestations`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SubmitRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drv_path: Option<DrvPath>,
@@ -25,11 +26,13 @@ pub struct SubmitRequest {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SubmittedOutput {
     #[serde(default)]
     pub output_name: Option<OutputName>,
     pub output_path: StorePath,
     pub nar_hash: NarHash,
+    #[cfg_attr(feature = "openapi", schema(maximum = 9007199254740991_u64))]
     pub nar_size: u64,
     #[serde(default)]
     pub references: References,
@@ -37,6 +40,7 @@ pub struct SubmittedOutput {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SubmitResponse {
     pub stored: u64,
     pub duplicates: u64,
@@ -44,6 +48,7 @@ pub struct SubmitResponse {
 
 /// One builder's signed claim about one output path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Attestation {
     pub builder: BuilderName,
     pub drv_path: Option<DrvPath>,
@@ -54,12 +59,14 @@ pub struct Attestation {
     pub references: References,
     pub signature: Signature,
     /// RFC 3339, UTC.
+    #[cfg_attr(feature = "openapi", schema(format = DateTime, example = "2026-11-25T14:20:18.500000Z"))]
     pub submitted_at: String,
 }
 
 /// `GET /v1/outputs/{basename}?limit=&cursor=`: the status and counts over every
 /// attestation of the path, and one page of them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OutputReport {
     pub output_path: StorePath,
     pub status: ReproStatus,
@@ -81,6 +88,7 @@ pub struct OutputReport {
 
 /// `GET /v1/derivations/{drv}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DerivationReport {
     pub drv_path: DrvPath,
     /// The outputs more than half of the builders that named outputs of this
@@ -94,6 +102,7 @@ pub struct DerivationReport {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DerivationOutput {
     pub output_path: StorePath,
     pub status: ReproStatus,
@@ -106,6 +115,7 @@ pub struct DerivationOutput {
 
 /// An output name too few of a derivation's builders named to be believed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DisputedOutput {
     /// The path named for it (the one the most of its claimers named, then the one
     /// named first).
@@ -116,6 +126,7 @@ pub struct DisputedOutput {
 
 /// The builders that reported one NAR hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HashResult {
     pub nar_hash: NarHash,
     pub builders: Vec<BuilderName>,
@@ -123,11 +134,13 @@ pub struct HashResult {
 
 /// `POST /v1/status`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusRequest {
     pub paths: Vec<StorePath>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PathStatus {
     pub status: ReproStatus,
     pub builders: u64,
@@ -138,14 +151,18 @@ pub type StatusResponse = BTreeMap<StorePath, PathStatus>;
 
 /// An entry of `GET /v1/builders`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BuilderInfo {
     pub name: BuilderName,
     pub public_keys: Vec<PublicKey>,
+    /// RFC 3339, UTC.
+    #[cfg_attr(feature = "openapi", schema(format = DateTime, example = "2026-11-25T14:20:18.500000Z"))]
     pub created_at: String,
 }
 
 /// `GET /v1/builders/{name}/attestations`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AttestationPage {
     pub attestations: Vec<Attestation>,
     pub next_cursor: Option<String>,
@@ -153,30 +170,60 @@ pub struct AttestationPage {
 
 /// `POST /v1/admin/builders`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateBuilderRequest {
     pub name: BuilderName,
     pub public_keys: Vec<PublicKey>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateBuilderResponse {
     pub name: BuilderName,
     pub token: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenResponse {
     pub token: String,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RevokeResponse {
     pub revoked: u64,
 }
 
 /// The body of every error response.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
+    #[cfg_attr(feature = "openapi", schema(value_type = ErrorCode))]
     pub error: String,
+    /// For people; match on `error`.
     pub message: String,
+}
+
+/// The `error` codes of an [`ErrorBody`] (docs/api.md, "Errors"), as the OpenAPI
+/// document lists them. `rate_limited` (429) and `overloaded` (503) come from
+/// `nhc-server`'s and the Lambda's guard, the others from the handlers.
+#[cfg(feature = "openapi")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidJson,
+    InvalidRequest,
+    BadSignature,
+    Unauthorized,
+    UnknownKey,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    TooManyHashes,
+    PayloadTooLarge,
+    RateLimited,
+    Overloaded,
+    Unavailable,
+    InternalError,
 }

@@ -12,6 +12,8 @@ pub mod names;
 pub mod nar_hash;
 pub mod narinfo;
 pub mod nix32;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod status;
 pub mod store_path;
 pub mod time;

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Whether independent builders got the same bytes for one output path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ReproStatus {
     /// Nobody attested the path.

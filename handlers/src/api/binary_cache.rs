@@ -8,13 +8,14 @@ use std::fmt::Write;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::extract::{PathBuilder, PathParams};
 use crate::state::AppState;
+use nhc_core::api::ErrorBody;
 use nhc_core::fingerprint::References;
 use nhc_core::{BuilderName, NarHash, StorePath};
 use nhc_storage::AttestationRecord;
@@ -25,20 +26,40 @@ fn cache_info_response() -> Response {
     ([(CONTENT_TYPE, "text/x-nix-cache-info")], CACHE_INFO).into_response()
 }
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/nix-cache-info", get(cache_info))
-        .route("/{file}", get(narinfo_by_consensus))
-        .route("/builders/{name}/nix-cache-info", get(builder_cache_info))
-        .route("/builders/{name}/{file}", get(narinfo_of_builder))
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(cache_info))
+        .routes(routes!(narinfo_by_consensus))
+        .routes(routes!(builder_cache_info))
+        .routes(routes!(narinfo_of_builder))
 }
 
 /// `GET /nix-cache-info`
+#[utoipa::path(
+    get,
+    path = "/nix-cache-info",
+    tag = "binary cache",
+    responses((status = 200, description = "The cache info of everyone's view.", content_type = "text/x-nix-cache-info",
+               body = String, example = json!(CACHE_INFO))),
+)]
 async fn cache_info() -> Response {
     cache_info_response()
 }
 
 /// `GET /builders/{name}/nix-cache-info`
+#[utoipa::path(
+    get,
+    path = "/builders/{name}/nix-cache-info",
+    tag = "binary cache",
+    params(("name" = BuilderName, Path, description = "A builder, deleted ones included (not purged ones).")),
+    responses(
+        (status = 200, description = "The cache info of the builder's view.", content_type = "text/x-nix-cache-info",
+         body = String, example = json!(CACHE_INFO)),
+        (status = 400, description = "`invalid_request`: not a builder name.", body = ErrorBody),
+        (status = 404, description = "`not_found`: the builder never existed or was purged.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the database is unavailable.", body = ErrorBody),
+    )
+)]
 async fn builder_cache_info(
     State(state): State<AppState>,
     PathBuilder(name): PathBuilder,
@@ -64,6 +85,22 @@ fn narinfo_hash(file: &str) -> Result<&str, ApiError> {
 
 /// `GET /{hash}.narinfo`: the NAR hash attested by the most builders, with a `Sig:`
 /// line from each of them.
+#[utoipa::path(
+    get,
+    path = "/{file}",
+    tag = "binary cache",
+    params(("file" = String, Path, description = "`<hash>.narinfo`, the hash being the 32-character hash part of \
+                                                  a store path. Any other one-segment path is a file this cache \
+                                                  does not have (404).", example = "mjs27ix6ig2bkbi3s3sm470vrv4lf7ic.narinfo")),
+    responses(
+        (status = 200, description = "Everyone's view: the store-path info (path, NAR hash, size, references) signed \
+                                      by the most distinct builders, with one `Sig:` line per builder that signed \
+                                      exactly that. A tie goes to what was attested first.",
+         content_type = "text/x-nix-narinfo", body = String),
+        (status = 404, description = "`not_found`: not a narinfo file name, or nobody attested the path.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the database is unavailable.", body = ErrorBody),
+    )
+)]
 async fn narinfo_by_consensus(
     State(state): State<AppState>,
     PathParams(file): PathParams<String>,
@@ -75,6 +112,24 @@ async fn narinfo_by_consensus(
 }
 
 /// `GET /builders/{name}/{hash}.narinfo`: that builder's latest attestation.
+#[utoipa::path(
+    get,
+    path = "/builders/{name}/{file}",
+    tag = "binary cache",
+    params(
+        ("name" = BuilderName, Path, description = "A builder, deleted ones included (not purged ones)."),
+        ("file" = String, Path, description = "`<hash>.narinfo`, the hash being the 32-character hash part of a \
+                                               store path.", example = "mjs27ix6ig2bkbi3s3sm470vrv4lf7ic.narinfo"),
+    ),
+    responses(
+        (status = 200, description = "The builder's most recent attestation of the path, with its one `Sig:` line.",
+         content_type = "text/x-nix-narinfo", body = String),
+        (status = 400, description = "`invalid_request`: not a builder name.", body = ErrorBody),
+        (status = 404, description = "`not_found`: not a narinfo file name, or the builder has not attested the path.",
+         body = ErrorBody),
+        (status = 503, description = "`unavailable`: the database is unavailable.", body = ErrorBody),
+    )
+)]
 async fn narinfo_of_builder(
     State(state): State<AppState>,
     PathBuilder(name): PathBuilder,

@@ -1,10 +1,9 @@
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use nhc_core::api::{AttestationPage, BuilderInfo};
-use nhc_core::{NarHash, StorePath};
+use nhc_core::api::{AttestationPage, BuilderInfo, ErrorBody};
+use nhc_core::{BuilderName, NarHash, StorePath};
 use serde::Deserialize;
 
 use super::to_api;
@@ -13,15 +12,27 @@ use crate::extract::{PathBuilder, QueryParams};
 use crate::service::builders;
 use crate::state::AppState;
 use nhc_storage::Cursor;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/v1/builders", get(list)).route("/v1/builders/{name}/attestations", get(attestations))
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(attestations))
 }
 
 /// `GET /v1/builders`
+#[utoipa::path(
+    get,
+    path = "/v1/builders",
+    tag = "queries",
+    responses(
+        (status = 200, description = "The builders that are not deleted, oldest first, each with its keys in the \
+                                      order they were registered.", body = Vec<BuilderInfo>),
+        (status = 503, description = "`unavailable`: the database is unavailable.", body = ErrorBody),
+    )
+)]
 async fn list(State(state): State<AppState>) -> Result<Json<Vec<BuilderInfo>>, ApiError> {
     Ok(Json(builders::list(&state).await?))
 }
@@ -33,6 +44,26 @@ struct PageQuery {
 }
 
 /// `GET /v1/builders/{name}/attestations?limit=&cursor=`, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/builders/{name}/attestations",
+    tag = "queries",
+    params(
+        ("name" = BuilderName, Path, description = "A builder, deleted ones included (not purged ones)."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000,
+         description = "Rows per page, 1 to 1000; absent or empty: 100."),
+        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page (opaque)."),
+    ),
+    responses(
+        (status = 200, description = "A page of the builder's attestations, newest first (then by output path and \
+                                      NAR hash, descending); `next_cursor` is null on the last page.",
+         body = AttestationPage),
+        (status = 400, description = "`invalid_request`: not a builder name, `limit` out of range or not a \
+                                      number, a cursor that does not decode.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no builder of that name ever existed, or it was purged.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the database is unavailable.", body = ErrorBody),
+    )
+)]
 async fn attestations(
     State(state): State<AppState>,
     PathBuilder(name): PathBuilder,

@@ -5,25 +5,33 @@ mod binary_cache;
 mod builders;
 mod derivations;
 mod me;
+mod openapi;
 mod outputs;
 mod status;
 mod submit;
 
+use std::sync::OnceLock;
+
 use axum::extract::State;
-use axum::routing::get;
 use axum::{Json, Router};
-use nhc_core::api::Attestation;
+use nhc_core::api::{Attestation, ErrorBody};
 use nhc_core::time::format_rfc3339;
 use nhc_storage::AttestationRecord;
 use serde_json::json;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The whole API. GET routes answer HEAD too (axum drops the body).
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/health", get(health))
+/// Every route with its OpenAPI description. Each module registers its handlers
+/// with `routes!`, which takes the method and path from the handler's
+/// `#[utoipa::path]`: the router and `/openapi.json` come from the same list.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(health))
+        .routes(routes!(openapi::openapi_json))
         .merge(me::routes())
         .merge(builders::routes())
         .merge(outputs::routes())
@@ -32,6 +40,34 @@ pub fn router(state: AppState) -> Router {
         .merge(submit::routes())
         .merge(admin::routes())
         .merge(binary_cache::routes())
+}
+
+/// The routes and the document, built once per process (the Worker builds a router
+/// per request).
+struct Built {
+    routes: Router<AppState>,
+    /// The OpenAPI document as JSON, or why it could not be serialized.
+    doc: Result<String, String>,
+}
+
+fn built() -> &'static Built {
+    static BUILT: OnceLock<Built> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let (routes, doc) = api().split_for_parts();
+        Built { routes, doc: doc.to_json().map_err(|e| format!("serializing the OpenAPI document: {e}")) }
+    })
+}
+
+/// The OpenAPI 3.1 document of [`router`], as served at `GET /openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().into_openapi()
+}
+
+/// The whole API. GET routes answer HEAD too (axum drops the body).
+pub fn router(state: AppState) -> Router {
+    built()
+        .routes
+        .clone()
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response(no_sniff))
@@ -45,6 +81,16 @@ async fn no_sniff(mut res: axum::response::Response) -> axum::response::Response
     res
 }
 
+/// `GET /health`
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "service",
+    responses(
+        (status = 200, description = "The database answers.", body = Object, example = json!({"status": "ok"})),
+        (status = 503, description = "`unavailable`: the database cannot be reached.", body = ErrorBody),
+    )
+)]
 async fn health(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     state.store.health().await.map_err(|e| ApiError::Unavailable(e.to_string()))?;
     Ok(Json(json!({"status": "ok"})))

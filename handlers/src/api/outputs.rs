@@ -1,9 +1,8 @@
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use nhc_core::api::OutputReport;
+use nhc_core::api::{ErrorBody, OutputReport};
 use nhc_core::{BuilderName, NarHash, StatusSummary, StorePath};
 use nhc_storage::PathCursor;
 use serde::Deserialize;
@@ -12,12 +11,14 @@ use super::to_api;
 use crate::error::ApiError;
 use crate::extract::{PathParams, QueryParams};
 use crate::state::AppState;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/v1/outputs/{basename}", get(show))
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(show))
 }
 
 #[derive(Deserialize)]
@@ -28,6 +29,24 @@ struct PageQuery {
 
 /// `GET /v1/outputs/{store-path-basename}?limit=&cursor=`: the status and counts over
 /// every attestation of the path, and a page of them, oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/outputs/{basename}",
+    operation_id = "output",
+    tag = "queries",
+    params(("basename" = String, Path, description = "The basename `<hash>-<name>` of an output path.",
+            example = "mjs27ix6ig2bkbi3s3sm470vrv4lf7ic-hello"),
+            ("limit" = Option<u32>, Query, description = "Attestations per page, 1–1000 (default 100)."),
+            ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page.")),
+    responses(
+        (status = 200, description = "The path's status and counts over every attestation of it, \
+                                      and a page of them, oldest first.", body = OutputReport),
+        (status = 400, description = "`invalid_request`: not a store-path basename, a bad `limit` \
+                                      or `cursor`.", body = ErrorBody),
+        (status = 404, description = "`not_found`: nobody attested it.", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the database is unavailable.", body = ErrorBody),
+    )
+)]
 async fn show(
     State(state): State<AppState>,
     PathParams(basename): PathParams<String>,

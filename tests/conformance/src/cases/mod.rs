@@ -8,6 +8,7 @@ mod limits;
 mod me;
 mod narinfo;
 mod nix_client;
+mod openapi;
 mod pagination;
 mod queries;
 mod submit;
@@ -32,6 +33,8 @@ pub fn all() -> Vec<(&'static str, Case)> {
         basics::wrong_methods_are_json_405,
         basics::head_works_on_get_routes,
         basics::cache_info_is_served,
+        openapi::the_openapi_document_is_served,
+        openapi::every_documented_route_is_served,
         me::me_names_the_tokens_builder_and_keys,
         admin::admin_routes_need_the_admin_token,
         admin::created_builders_are_listed_with_their_keys,
