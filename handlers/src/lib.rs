@@ -11,7 +11,7 @@ mod extract;
 pub mod service;
 mod state;
 
-pub use api::router;
+pub use api::{body_limit, router};
 pub use error::ApiError;
 pub use nhc_storage::{Storage, StoreError};
 pub use state::{AppState, Clock};

@@ -8,7 +8,6 @@ mod d1;
 use std::sync::Arc;
 
 use http_body_util::BodyExt;
-use nhc_handlers::core::api::MAX_BODY_BYTES;
 use nhc_handlers::{AppState, Clock};
 use tower_service::Service;
 use worker::{event, Context, Env, HttpRequest};
@@ -28,20 +27,20 @@ async fn fetch(req: HttpRequest, env: Env, _ctx: Context) -> worker::Result<axum
     let clock: Clock = Arc::new(|| worker::Date::now().as_millis() as i64 * 1000);
     let state = AppState::new(store, clock, admin_token.as_deref());
     let (parts, body) = req.into_parts();
-    let body = read_body(body).await?;
+    let body = read_body(body, nhc_handlers::body_limit(&parts.method, parts.uri.path())).await?;
     let req = axum::http::Request::from_parts(parts, axum::body::Body::from(body));
     Ok(nhc_handlers::router(state).call(req).await?)
 }
 
-/// Reads the request body, keeping at most one byte more than the handlers accept
+/// Reads the request body, keeping at most one byte more than the route accepts (`max`)
 /// (so that they answer 413) and draining the rest: workerd (`wrangler dev`) fails
 /// the whole request, and others in flight with it, when a Worker answers while a
 /// large upload is still unread.
-async fn read_body(mut body: worker::Body) -> worker::Result<Vec<u8>> {
+async fn read_body(mut body: worker::Body, max: usize) -> worker::Result<Vec<u8>> {
     let mut kept = Vec::new();
     while let Some(frame) = body.frame().await {
         if let Ok(data) = frame?.into_data() {
-            let room = (MAX_BODY_BYTES + 1).saturating_sub(kept.len());
+            let room = (max + 1).saturating_sub(kept.len());
             kept.extend_from_slice(&data[..data.len().min(room)]);
         }
     }

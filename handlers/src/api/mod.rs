@@ -4,10 +4,13 @@ mod admin;
 mod binary_cache;
 mod builders;
 mod derivations;
+mod jobsets;
 mod me;
 mod outputs;
 mod status;
 mod submit;
+
+pub use jobsets::body_limit;
 
 use axum::extract::State;
 use axum::routing::get;
@@ -31,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .merge(status::routes())
         .merge(submit::routes())
         .merge(admin::routes())
+        .merge(jobsets::routes())
         .merge(binary_cache::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

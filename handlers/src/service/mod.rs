@@ -3,3 +3,4 @@
 
 pub mod attestations;
 pub mod builders;
+pub mod jobsets;
