@@ -409,3 +409,20 @@ pub async fn suggest(
     one.truncate(limit);
     Ok(SuggestResponse { items: one })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_fit_d1_numbers() {
+        let p = StorePath::parse("/nix/store/mjs27ix6ig2bkbi3s3sm470vrv4lf7ic-hello").unwrap();
+        let q = StorePath::parse("/nix/store/mjs27ix6ig2bkbi3s3sm470vrv4lf7ic-hellp").unwrap();
+        assert_eq!(path_id(&p), path_id(&p.clone()));
+        assert_ne!(path_id(&p), path_id(&q));
+        for id in [path_id(&p), path_id(&q), random_id().unwrap(), random_id().unwrap()] {
+            assert!((0..1 << 53).contains(&id), "{id}");
+        }
+        assert_ne!(random_id().unwrap(), random_id().unwrap());
+    }
+}
