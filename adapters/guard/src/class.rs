@@ -40,9 +40,10 @@ impl RouteClass {
 pub fn classify(method: &Method, path: &str) -> RouteClass {
     if path == "/health" || path == "/metrics" {
         RouteClass::Health
-    } else if path.starts_with("/v1/admin/") || path == "/v1/admin" {
-        RouteClass::Admin
-    } else if *method == Method::PUT && path.starts_with("/v1/jobsets/") {
+    } else if path.starts_with("/v1/admin/")
+        || path == "/v1/admin"
+        || (*method == Method::PUT && path.starts_with("/v1/jobsets/"))
+    {
         RouteClass::Admin
     } else if *method == Method::POST && path == "/v1/status" {
         RouteClass::Status

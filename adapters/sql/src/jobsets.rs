@@ -55,7 +55,7 @@ const STORE_SUMMARY: &str = "UPDATE evaluations SET summary_reproduced = $2, sum
 /// Columns: ord, path, drv_path, output_name (of the upload), then one attestation's
 /// builder, nar_hash, drv_path, output_name (NULL when nobody attested the path).
 const EVALUATION_ROWS: &str = "SELECT i.ord, p.path, i.drv_path, i.output_name, \
-    a.builder, a.nar_hash, a.drv_path, a.output_name \
+    a.builder, a.nar_hash, a.drv_path AS vote_drv_path, a.output_name AS vote_output_name \
     FROM evaluation_items i JOIN store_paths p ON p.id = i.path_id \
     LEFT JOIN attestations a ON a.hash_part = p.hash_part AND a.output_path = p.path \
     WHERE i.evaluation_id = $1 AND i.ord >= $2 AND i.ord < $3 \

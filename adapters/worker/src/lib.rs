@@ -27,20 +27,29 @@ async fn fetch(req: HttpRequest, env: Env, _ctx: Context) -> worker::Result<axum
     let clock: Clock = Arc::new(|| worker::Date::now().as_millis() as i64 * 1000);
     let state = AppState::new(store, clock, admin_token.as_deref());
     let (parts, body) = req.into_parts();
-    let body = read_body(body, nhc_handlers::body_limit(&parts.method, parts.uri.path())).await?;
+    let declared = parts
+        .headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let max = nhc_handlers::body_limit(&parts.method, parts.uri.path());
+    // A body declared over the route's limit is drained, not kept: the handlers
+    // answer 413 from the header, and a 24 MiB upload is not held twice.
+    let keep = if declared.is_some_and(|n| n > max) { 0 } else { max + 1 };
+    let body = read_body(body, keep, declared.unwrap_or(0).min(keep)).await?;
     let req = axum::http::Request::from_parts(parts, axum::body::Body::from(body));
     Ok(nhc_handlers::router(state).call(req).await?)
 }
 
-/// Reads the request body, keeping at most one byte more than the route accepts (`max`)
-/// (so that they answer 413) and draining the rest: workerd (`wrangler dev`) fails
+/// Reads the request body, keeping at most `keep` bytes (one more than the route
+/// accepts, so that the handlers answer 413) and draining the rest: workerd (`wrangler dev`) fails
 /// the whole request, and others in flight with it, when a Worker answers while a
 /// large upload is still unread.
-async fn read_body(mut body: worker::Body, max: usize) -> worker::Result<Vec<u8>> {
-    let mut kept = Vec::new();
+async fn read_body(mut body: worker::Body, keep: usize, expected: usize) -> worker::Result<Vec<u8>> {
+    let mut kept = Vec::with_capacity(expected);
     while let Some(frame) = body.frame().await {
         if let Ok(data) = frame?.into_data() {
-            let room = (max + 1).saturating_sub(kept.len());
+            let room = keep.saturating_sub(kept.len());
             kept.extend_from_slice(&data[..data.len().min(room)]);
         }
     }

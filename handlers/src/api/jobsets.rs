@@ -122,7 +122,7 @@ async fn new_token(
 }
 
 /// The body of an upload, at most [`MAX_UPLOAD_BYTES`].
-async fn read_upload(headers: &HeaderMap, body: Body) -> std::result::Result<Vec<u8>, JobsetError> {
+async fn read_upload(headers: &HeaderMap, body: Body) -> std::result::Result<axum::body::Bytes, JobsetError> {
     let too_large = || JobsetError::Upload(UploadError::BodyTooLarge { max: MAX_UPLOAD_BYTES });
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
@@ -130,7 +130,7 @@ async fn read_upload(headers: &HeaderMap, body: Body) -> std::result::Result<Vec
         return Err(too_large());
     }
     match axum::body::to_bytes(body, MAX_UPLOAD_BYTES).await {
-        Ok(b) => Ok(b.to_vec()),
+        Ok(b) => Ok(b),
         Err(e) => {
             let inner = e.into_inner();
             if inner.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
