@@ -81,6 +81,7 @@ pub fn all() -> Vec<(&'static str, Case)> {
         jobsets::jobset_tokens_upload_only_their_jobset,
         jobsets::bad_uploads_are_rejected_and_store_nothing,
         jobsets::uploads_over_the_limits_are_413,
+        jobsets::upload_bodies_over_24_mib_are_413,
         jobsets::an_evaluation_of_250000_paths_is_stored_whole,
         jobsets::suggest_lists_what_a_builder_could_build,
         nix_client::nix_path_info_reads_a_builders_signature,
