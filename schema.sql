@@ -66,3 +66,77 @@ CREATE TABLE IF NOT EXISTS derivation_outputs (
     output_path TEXT NOT NULL,
     PRIMARY KEY (drv_path, output_name, output_path)
 );
+
+-- Jobsets and evaluations (docs/jobsets.md). Ids are chosen by the application and
+-- stay below 2^53 (D1 returns numbers as doubles): jobsets and evaluations get random
+-- ones, a store path the first 53 bits of SHA-256(path), so that an upload computes
+-- every id without a round trip. A collision is checked before writing and refuses
+-- the upload (nothing stored). Deletes go child-first in the application, so these
+-- foreign keys never need a cascade.
+CREATE TABLE IF NOT EXISTS jobsets (
+    id          BIGINT PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    description TEXT NOT NULL,
+    created_at  BIGINT NOT NULL
+);
+
+-- Tokens that may upload evaluations of one jobset: nhc_<id>_<secret> as the builder
+-- tokens; only the SHA-256 of the secret is kept.
+CREATE TABLE IF NOT EXISTS jobset_tokens (
+    id          TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL,
+    jobset_id   BIGINT NOT NULL REFERENCES jobsets (id),
+    created_at  BIGINT NOT NULL,
+    revoked_at  BIGINT
+);
+CREATE INDEX IF NOT EXISTS jobset_tokens_by_jobset ON jobset_tokens (jobset_id);
+
+-- Every path an evaluation names, once, however many evaluations name it: an
+-- evaluation is a list of (evaluation id, path id) pairs. `hash_part` is kept so that
+-- the join with attestations uses their primary key.
+CREATE TABLE IF NOT EXISTS store_paths (
+    id        BIGINT PRIMARY KEY,
+    hash_part TEXT NOT NULL,
+    path      TEXT NOT NULL UNIQUE
+);
+
+-- One revision of a jobset. A re-upload of a rev deletes the old one and writes the
+-- new one in one transaction. The summary is a cache of the live statuses with the
+-- time it was computed (summary_at, 0 = never): history and badge use it when at
+-- most 60 s old, pages and diffs compute statuses live.
+CREATE TABLE IF NOT EXISTS evaluations (
+    id                           BIGINT PRIMARY KEY,
+    jobset_id                    BIGINT NOT NULL REFERENCES jobsets (id),
+    rev                          TEXT NOT NULL,
+    created_at                   BIGINT NOT NULL,
+    paths                        BIGINT NOT NULL,
+    summary_reproduced           BIGINT NOT NULL DEFAULT 0,
+    summary_partially_reproduced BIGINT NOT NULL DEFAULT 0,
+    summary_not_reproduced       BIGINT NOT NULL DEFAULT 0,
+    summary_one_builder          BIGINT NOT NULL DEFAULT 0,
+    summary_no_builds            BIGINT NOT NULL DEFAULT 0,
+    summary_at                   BIGINT NOT NULL DEFAULT 0,
+    UNIQUE (jobset_id, rev)
+);
+-- History, newest first, and the latest evaluation.
+CREATE INDEX IF NOT EXISTS evaluations_by_time ON evaluations (jobset_id, created_at);
+
+-- The paths of an evaluation: `ord` is the position in the upload (keyset paging);
+-- drv_path/output_name are what the upload said (NULL otherwise).
+CREATE TABLE IF NOT EXISTS evaluation_items (
+    evaluation_id BIGINT NOT NULL REFERENCES evaluations (id),
+    ord           BIGINT NOT NULL,
+    path_id       BIGINT NOT NULL REFERENCES store_paths (id),
+    drv_path      TEXT,
+    output_name   TEXT,
+    PRIMARY KEY (evaluation_id, ord)
+);
+CREATE INDEX IF NOT EXISTS evaluation_items_by_path ON evaluation_items (path_id);
+
+-- Dependency edges of an upload (an SBOM's), as positions in its item list.
+CREATE TABLE IF NOT EXISTS evaluation_edges (
+    evaluation_id BIGINT NOT NULL REFERENCES evaluations (id),
+    from_ord      BIGINT NOT NULL,
+    to_ord        BIGINT NOT NULL,
+    PRIMARY KEY (evaluation_id, from_ord, to_ord)
+);

@@ -20,6 +20,9 @@ pub enum ApiError {
     UnknownKey(String),
     #[error("{0}")]
     NotFound(String),
+    /// Authenticated, but not allowed this (a jobset token used for another jobset).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("{0}")]
@@ -45,6 +48,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::UnknownKey(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooManyHashes(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -62,6 +66,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::UnknownKey(_) => "unknown_key",
             ApiError::NotFound(_) => "not_found",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::TooManyHashes(_) => "too_many_hashes",

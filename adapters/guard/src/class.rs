@@ -13,7 +13,8 @@ pub enum RouteClass {
     Status,
     /// `POST /v1/attestations`: authenticated, signature checks and a write.
     Submit,
-    /// `/v1/admin/...`.
+    /// `/v1/admin/...`, and uploads of jobset evaluations (`PUT /v1/jobsets/...`,
+    /// authenticated, up to 24 MiB and 250,000 paths in one transaction): few at once.
     Admin,
 }
 
@@ -39,7 +40,10 @@ impl RouteClass {
 pub fn classify(method: &Method, path: &str) -> RouteClass {
     if path == "/health" || path == "/metrics" {
         RouteClass::Health
-    } else if path.starts_with("/v1/admin/") || path == "/v1/admin" {
+    } else if path.starts_with("/v1/admin/")
+        || path == "/v1/admin"
+        || (*method == Method::PUT && path.starts_with("/v1/jobsets/"))
+    {
         RouteClass::Admin
     } else if *method == Method::POST && path == "/v1/status" {
         RouteClass::Status
@@ -64,5 +68,7 @@ mod tests {
         assert_eq!(classify(&Method::DELETE, "/v1/admin/builders/x"), RouteClass::Admin);
         assert_eq!(classify(&Method::GET, "/abc.narinfo"), RouteClass::Read);
         assert_eq!(classify(&Method::POST, "/v1/administrator"), RouteClass::Read);
+        assert_eq!(classify(&Method::PUT, "/v1/jobsets/iso/evaluations/r1"), RouteClass::Admin);
+        assert_eq!(classify(&Method::GET, "/v1/jobsets/iso/evaluations/r1"), RouteClass::Read);
     }
 }

@@ -2,6 +2,7 @@
 //! builders from the command line, on SQLite (default) or PostgreSQL.
 
 mod http;
+mod jobset_cli;
 mod settings;
 
 use std::net::SocketAddr;
@@ -63,6 +64,9 @@ enum Command {
     /// Manage tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage jobsets (series of evaluations) and their upload tokens.
+    #[command(subcommand)]
+    Jobset(jobset_cli::JobsetCommand),
     /// Create or update the database schema (schema.sql) and exit.
     Migrate,
 }
@@ -164,6 +168,13 @@ async fn run(cli: Cli) -> Result<(), String> {
             let store = open(&cli.database, &StoreOptions::default()).await?;
             let state = AppState::new(store.clone(), system_clock(), None);
             let result = builder_command(&state, cmd).await;
+            store.executor().close().await;
+            result
+        }
+        Command::Jobset(cmd) => {
+            let store = open(&cli.database, &StoreOptions::default()).await?;
+            let state = AppState::new(store.clone(), system_clock(), None);
+            let result = jobset_cli::run(&state, cmd).await;
             store.executor().close().await;
             result
         }

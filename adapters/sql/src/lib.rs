@@ -6,6 +6,7 @@
 
 pub mod batch;
 mod exec;
+mod jobsets;
 mod rows;
 mod statements;
 mod storage;

@@ -4,10 +4,12 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
+use nhc_core::jobset::{JobsetName, Rev, Summary};
 use nhc_core::{BuilderName, DrvPath, StorePath};
 use nhc_storage::{
-    AttestationRecord, BuilderRecord, Cursor, DerivationOutputVote, InsertCounts, NewBuilder, NewToken, PathCursor,
-    Storage, StoreError, StoreResult, Submission, TokenRecord, Vote, VoteCounts,
+    AttestationRecord, BuilderRecord, Cursor, DerivationOutputVote, EvaluationRecord, EvaluationRow, InsertCounts,
+    JobsetRecord, JobsetTokenRecord, NewBuilder, NewEvaluation, NewToken, PathCursor, PutOutcome, Storage, StoreError,
+    StoreResult, Submission, TokenRecord, Vote, VoteCounts,
 };
 
 use crate::batch::{json_array_chunks, json_arrays, AttestationKey, InsertBatch};
@@ -294,5 +296,51 @@ impl<E: Executor> Storage for SqlStorage<E> {
             }
         };
         rows::attestations(found)
+    }
+
+    // Jobsets: in `crate::jobsets`.
+
+    async fn create_jobset(&self, jobset: &JobsetRecord) -> StoreResult<()> {
+        self.jobset_create(jobset).await
+    }
+
+    async fn list_jobsets(&self) -> StoreResult<Vec<JobsetRecord>> {
+        self.jobset_list().await
+    }
+
+    async fn find_jobset(&self, name: &JobsetName) -> StoreResult<Option<JobsetRecord>> {
+        self.jobset_find(name).await
+    }
+
+    async fn delete_jobset(&self, name: &JobsetName) -> StoreResult<bool> {
+        self.jobset_delete(name).await
+    }
+
+    async fn add_jobset_token(&self, name: &JobsetName, token: &NewToken, created_at: i64) -> StoreResult<bool> {
+        self.jobset_add_token(name, token, created_at).await
+    }
+
+    async fn find_jobset_token(&self, id: &str) -> StoreResult<Option<JobsetTokenRecord>> {
+        self.jobset_find_token(id).await
+    }
+
+    async fn put_evaluation(&self, evaluation: &NewEvaluation) -> StoreResult<PutOutcome> {
+        self.evaluation_put(evaluation).await
+    }
+
+    async fn evaluations(&self, jobset_id: i64, limit: u32) -> StoreResult<Vec<EvaluationRecord>> {
+        self.evaluation_list(jobset_id, limit).await
+    }
+
+    async fn find_evaluation(&self, jobset_id: i64, rev: &Rev) -> StoreResult<Option<EvaluationRecord>> {
+        self.evaluation_find(jobset_id, rev).await
+    }
+
+    async fn evaluation_rows(&self, evaluation_id: i64, from: u64, to: u64) -> StoreResult<Vec<EvaluationRow>> {
+        self.evaluation_rows_in(evaluation_id, from, to).await
+    }
+
+    async fn store_summary(&self, evaluation_id: i64, summary: &Summary, at: i64) -> StoreResult<()> {
+        self.evaluation_store_summary(evaluation_id, summary, at).await
     }
 }

@@ -16,9 +16,10 @@ pub const MAX_EVALUATION_PATHS: usize = 250_000;
 /// Largest number of dependency edges kept from one upload (an SBOM of a 250,000-path
 /// closure has a few million at most).
 pub const MAX_EVALUATION_EDGES: usize = 4_000_000;
-/// Largest upload body: a CycloneDX SBOM of 250,000 components is about 100 bytes of
-/// properties per path more than a plain list (20 MB), so allow several times that.
-pub const MAX_UPLOAD_BYTES: usize = 96 * 1024 * 1024;
+/// Largest upload body: 250,000 paths as a plain list are about 20 MB. SBOMs are
+/// larger (~500 bytes a component); the client sends a larger one as its paths.
+/// Bounded so that a Worker (128 MB) can hold an upload and its parse.
+pub const MAX_UPLOAD_BYTES: usize = 24 * 1024 * 1024;
 /// Page sizes of `GET /v1/jobsets/{name}/evaluations/{rev}`.
 pub const DEFAULT_PAGE_LIMIT: u32 = 100;
 pub const MAX_PAGE_LIMIT: u32 = 1000;
@@ -194,6 +195,10 @@ pub struct EvaluationSummary {
     pub created_at: String,
     pub paths: u64,
     pub summary: Summary,
+    /// When `summary` was computed (RFC 3339, UTC): history summaries are cached and
+    /// at most a minute old when asked for (an addition to DESIGN.md's shape).
+    #[serde(default)]
+    pub summary_at: Option<String>,
 }
 
 /// An entry of `GET /v1/jobsets`.

@@ -4,6 +4,7 @@ mod admin;
 mod binary_cache;
 mod builders;
 mod derivations;
+mod jobsets;
 mod me;
 mod openapi;
 mod outputs;
@@ -11,6 +12,7 @@ mod status;
 mod submit;
 
 use std::sync::OnceLock;
+pub use jobsets::body_limit;
 
 use axum::extract::State;
 use axum::{Json, Router};
@@ -39,6 +41,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(status::routes())
         .merge(submit::routes())
         .merge(admin::routes())
+        .merge(jobsets::routes())
         .merge(binary_cache::routes())
 }
 

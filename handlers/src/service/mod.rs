@@ -4,3 +4,4 @@
 pub mod attestations;
 pub mod builders;
 pub mod derivations;
+pub mod jobsets;

@@ -5,7 +5,14 @@
 
 use async_trait::async_trait;
 use nhc_core::fingerprint::References;
+use nhc_core::jobset::{JobsetName, Rev, Summary};
 use nhc_core::{BuilderName, DrvPath, NarHash, OutputName, PublicKey, Signature, StorePath};
+
+mod jobsets;
+pub use jobsets::{
+    EvaluationRecord, EvaluationRow, EvaluationVote, JobsetRecord, JobsetTokenRecord, NewEvaluation, NewEvaluationItem,
+    PutOutcome,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -250,6 +257,40 @@ pub trait Storage: Send + Sync + 'static {
         cursor: Option<&Cursor>,
         limit: u32,
     ) -> StoreResult<Vec<AttestationRecord>>;
+
+    // Jobsets and evaluations (DESIGN.md, "Jobsets and evaluations").
+
+    /// Creates a jobset; `Conflict` when the name is taken.
+    async fn create_jobset(&self, jobset: &JobsetRecord) -> StoreResult<()>;
+
+    /// Every jobset, by name.
+    async fn list_jobsets(&self) -> StoreResult<Vec<JobsetRecord>>;
+
+    async fn find_jobset(&self, name: &JobsetName) -> StoreResult<Option<JobsetRecord>>;
+
+    /// Deletes a jobset with its evaluations and tokens; false when there is none.
+    async fn delete_jobset(&self, name: &JobsetName) -> StoreResult<bool>;
+
+    /// Adds an upload token to a jobset; false when there is none of that name.
+    async fn add_jobset_token(&self, name: &JobsetName, token: &NewToken, created_at: i64) -> StoreResult<bool>;
+
+    async fn find_jobset_token(&self, id: &str) -> StoreResult<Option<JobsetTokenRecord>>;
+
+    /// Stores an evaluation in one transaction, replacing the jobset's evaluation of
+    /// the same rev: readers see the old one or the new one, never a part.
+    async fn put_evaluation(&self, evaluation: &NewEvaluation) -> StoreResult<PutOutcome>;
+
+    /// A jobset's evaluations, newest first, at most `limit`.
+    async fn evaluations(&self, jobset_id: i64, limit: u32) -> StoreResult<Vec<EvaluationRecord>>;
+
+    async fn find_evaluation(&self, jobset_id: i64, rev: &Rev) -> StoreResult<Option<EvaluationRecord>>;
+
+    /// The paths of an evaluation with positions in `from..to`, each with its
+    /// attestations (see [`EvaluationRow`]), ordered by position.
+    async fn evaluation_rows(&self, evaluation_id: i64, from: u64, to: u64) -> StoreResult<Vec<EvaluationRow>>;
+
+    /// Caches an evaluation's summary, computed at `at`.
+    async fn store_summary(&self, evaluation_id: i64, summary: &Summary, at: i64) -> StoreResult<()>;
 }
 
 #[cfg(test)]

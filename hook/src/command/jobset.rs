@@ -280,21 +280,40 @@ fn gather(store: &mut Store, src: &Source) -> Result<Body, CommandError> {
 
 /// `body`, or when it is over `max` bytes (an SBOM is much larger than its paths: a
 /// 250,000-component one exceeds the route's limit) its `items` in the compact form,
-/// with their derivations and output names but without the SBOM's dependency edges.
+/// with their derivations and output names but without the SBOM's dependency edges;
+/// when even that is over (250,000 paths with derivations are ~45 MB), the bare paths
+/// as a list (~16 MB for 250,000), which the server completes from attestations.
 fn within_limit(body: Body, items: &[EvaluationItem], max: usize) -> Result<Body, CommandError> {
     if body.bytes.len() <= max {
         return Ok(body);
     }
+    let mb = |n: usize| n as f64 / 1e6;
     let compact = json_body(items)?;
+    if compact.bytes.len() <= max {
+        log::warn(&format!(
+            "the upload is {:.1} MB, over the server's {:.1} MB: sending its {} paths ({:.1} MB) without the SBOM's \
+             dependency edges",
+            mb(body.bytes.len()),
+            mb(max),
+            items.len(),
+            mb(compact.bytes.len())
+        ));
+        return Ok(compact);
+    }
+    let mut list = Vec::with_capacity(items.len() * 64);
+    for i in items {
+        list.extend_from_slice(i.path.as_str().as_bytes());
+        list.push(b'\n');
+    }
     log::warn(&format!(
-        "the upload is {:.1} MB, over the server's {:.1} MB: sending its {} paths ({:.1} MB) without the SBOM's \
-         dependency edges",
-        body.bytes.len() as f64 / 1e6,
-        max as f64 / 1e6,
+        "the upload is {:.1} MB, over the server's {:.1} MB: sending its {} paths as a plain list ({:.1} MB), \
+         without their derivations and output names (the server takes them from attestations)",
+        mb(body.bytes.len()),
+        mb(max),
         items.len(),
-        compact.bytes.len() as f64 / 1e6
+        mb(list.len())
     ));
-    Ok(compact)
+    Ok(Body { content_type: "text/plain", bytes: list })
 }
 
 /// Upload progress on a terminal: `uploading 3.1 / 20.0 MB (15%)`, redrawn in place.

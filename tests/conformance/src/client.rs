@@ -144,6 +144,14 @@ impl Ctx {
         self.post(path, token, body.to_string().as_bytes())
     }
 
+    pub fn put_typed(&self, path: &str, token: Option<&str>, content_type: &str, body: &[u8]) -> Result<Resp, Failed> {
+        let mut req = self.agent.put(self.url(path)).header("content-type", content_type);
+        if let Some(t) = token {
+            req = req.header("authorization", &format!("Bearer {t}"));
+        }
+        self.finish(&format!("PUT {path} ({} bytes)", body.len()), req.send(body))
+    }
+
     pub fn put(&self, path: &str) -> Result<Resp, Failed> {
         self.finish(&format!("PUT {path}"), self.agent.put(self.url(path)).send(&b""[..]))
     }
@@ -161,9 +169,17 @@ impl Ctx {
     /// server that refuses early (413) never has to read 5 MiB it will not use, and
     /// the client never writes into a closed connection. Only for http:// URLs.
     pub fn post_large(&self, path: &str, token: Option<&str>, body: &[u8]) -> Result<Resp, Failed> {
+        self.send_large("POST", path, token, body)
+    }
+
+    /// As [`Ctx::post_large`], with another method (`PUT` for evaluations).
+    pub fn send_large(&self, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> Result<Resp, Failed> {
         use std::io::{BufRead, BufReader, Read, Write};
         let Some(rest) = self.base.strip_prefix("http://") else {
-            return self.post(path, token, body);
+            return match method {
+                "PUT" => self.put_typed(path, token, "application/json", body),
+                _ => self.post(path, token, body),
+            };
         };
         let (host, prefix) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, String::new()));
         let mut stream =
@@ -171,7 +187,7 @@ impl Ctx {
         stream.set_read_timeout(Some(Duration::from_secs(60))).map_err(|e| e.to_string())?;
         let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
         let head = format!(
-            "POST {prefix}{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n{auth}\
+            "{method} {prefix}{path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n{auth}\
              Content-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
             body.len()
         );

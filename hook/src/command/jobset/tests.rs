@@ -320,3 +320,18 @@ fn an_sbom_over_the_limit_is_sent_as_its_paths() {
     assert_eq!(again.items, u.items);
     assert!(again.edges.is_empty() && !u.edges.is_empty());
 }
+
+/// When even the compact form is over the limit, the bare paths go as a plain list.
+#[test]
+fn an_upload_over_the_limit_even_compact_is_sent_as_a_path_list() {
+    let sbom =
+        std::fs::read(format!("{}/../testdata/jobsets/sbomnix-runtime.cdx.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let u = nhc_jobset::parse_upload(Some("application/json"), &sbom).unwrap();
+    let compact = json_body(&u.items).unwrap();
+    let body = Body { content_type: "application/json", bytes: sbom.clone() };
+    let list = within_limit(body, &u.items, compact.bytes.len() - 1).unwrap();
+    assert_eq!(list.content_type, "text/plain");
+    let again = nhc_jobset::parse_upload(Some(list.content_type), &list.bytes).unwrap();
+    let paths = |items: &[nhc_core::jobset::EvaluationItem]| items.iter().map(|i| i.path.clone()).collect::<Vec<_>>();
+    assert_eq!(paths(&again.items), paths(&u.items));
+}

@@ -5,6 +5,7 @@ mod bad_input;
 mod basics;
 mod concurrency;
 mod limits;
+mod jobsets;
 mod me;
 mod narinfo;
 mod nix_client;
@@ -78,6 +79,20 @@ pub fn all() -> Vec<(&'static str, Case)> {
         narinfo::a_wrong_size_attested_first_does_not_hide_the_majority,
         narinfo::everyone_view_breaks_ties_by_first_attested,
         narinfo::narinfo_lookups_of_unknown_paths_are_404,
+        jobsets::jobset_admin_routes_need_the_admin_token,
+        jobsets::jobsets_are_created_listed_and_deleted,
+        jobsets::plain_list_statuses_are_live,
+        jobsets::paths_json_and_cyclonedx_uploads,
+        jobsets::reuploading_a_rev_replaces_it,
+        jobsets::evaluation_pages_filter_and_page,
+        jobsets::diffs_list_added_removed_and_changed,
+        jobsets::history_and_badge,
+        jobsets::jobset_tokens_upload_only_their_jobset,
+        jobsets::bad_uploads_are_rejected_and_store_nothing,
+        jobsets::uploads_over_the_limits_are_413,
+        jobsets::upload_bodies_over_24_mib_are_413,
+        jobsets::an_evaluation_of_250000_paths_is_stored_whole,
+        jobsets::suggest_lists_what_a_builder_could_build,
         nix_client::nix_path_info_reads_a_builders_signature,
         nix_client::nix_store_verify_needs_two_trusted_builders,
     ]
