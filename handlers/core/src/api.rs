@@ -207,7 +207,8 @@ pub struct ErrorBody {
 
 /// The `error` codes of an [`ErrorBody`] (docs/api.md, "Errors"), as the OpenAPI
 /// document lists them. `rate_limited` (429) and `overloaded` (503) come from
-/// `nhc-server`'s and the Lambda's guard, the others from the handlers.
+/// `nhc-server`'s and the Lambda's guard, the others from the handlers (the jobset
+/// routes' upload and page-query codes from `nhc-jobset`).
 #[cfg(feature = "openapi")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -226,4 +227,21 @@ pub enum ErrorCode {
     Overloaded,
     Unavailable,
     InternalError,
+    /// Authenticated, but not for this: a jobset token used for another jobset.
+    Forbidden,
+    // nhc-jobset's codes (an evaluation upload and page query; docs/jobsets.md).
+    UnsupportedMediaType,
+    BodyTooLarge,
+    NotUtf8,
+    UnknownFormat,
+    MalformedJson,
+    MalformedSbom,
+    InvalidStorePath,
+    DerivationInList,
+    InvalidDrvPath,
+    InvalidOutputName,
+    TooManyPaths,
+    TooManyEdges,
+    NoPaths,
+    BadRequest,
 }

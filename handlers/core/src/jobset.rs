@@ -111,6 +111,7 @@ pub struct Edge {
 
 /// How many paths of an evaluation are in each of the five states of `/v1/status`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Summary {
     pub reproduced: u64,
     pub partially_reproduced: u64,
@@ -164,6 +165,7 @@ impl Summary {
 
 /// `POST /v1/admin/jobsets`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateJobsetRequest {
     pub name: JobsetName,
     #[serde(default)]
@@ -175,12 +177,14 @@ pub const MAX_DESCRIPTION_BYTES: usize = 1024;
 
 /// `POST /v1/admin/jobsets` → 201.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateJobsetResponse {
     pub name: JobsetName,
 }
 
 /// `PUT /v1/jobsets/{name}/evaluations/{rev}` → 201 when new, 200 when it replaced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PutEvaluationResponse {
     pub jobset: JobsetName,
     pub rev: Rev,
@@ -189,20 +193,24 @@ pub struct PutEvaluationResponse {
 
 /// An evaluation in a jobset's history (and `latest` in the list of jobsets).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EvaluationSummary {
     pub rev: Rev,
     /// RFC 3339, UTC.
+    #[cfg_attr(feature = "openapi", schema(format = DateTime, example = "2026-11-25T14:20:18.500000Z"))]
     pub created_at: String,
     pub paths: u64,
     pub summary: Summary,
     /// When `summary` was computed (RFC 3339, UTC): history summaries are cached and
     /// at most a minute old when asked for (an addition to DESIGN.md's shape).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub summary_at: Option<String>,
 }
 
 /// An entry of `GET /v1/jobsets`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobsetInfo {
     pub name: JobsetName,
     pub description: String,
@@ -211,6 +219,7 @@ pub struct JobsetInfo {
 
 /// `GET /v1/jobsets/{name}`: evaluations newest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobsetDetail {
     pub name: JobsetName,
     pub description: String,
@@ -219,6 +228,7 @@ pub struct JobsetDetail {
 
 /// A path of an evaluation with its live status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EvaluationPathStatus {
     pub path: StorePath,
     pub drv_path: Option<DrvPath>,
@@ -230,19 +240,25 @@ pub struct EvaluationPathStatus {
 
 /// `GET /v1/jobsets/{name}/evaluations/{rev}?status=&q=&limit=&cursor=`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EvaluationPage {
     pub jobset: JobsetName,
     pub rev: Rev,
+    /// RFC 3339, UTC.
+    #[cfg_attr(feature = "openapi", schema(format = DateTime, example = "2026-11-25T14:20:18.500000Z"))]
     pub created_at: String,
     pub paths: u64,
     pub summary: Summary,
+    /// This page, in the order of the upload.
     pub items: Vec<EvaluationPathStatus>,
+    /// Pass as `cursor` for the next page; `null` on the last.
     pub next_cursor: Option<String>,
 }
 
 /// A path present on both sides of a diff (same path, or same name once on each
 /// side) whose live status differs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChangedPath {
     /// What follows the hash in the store path.
     pub name: String,
@@ -255,6 +271,7 @@ pub struct ChangedPath {
 /// `GET /v1/jobsets/{name}/evaluations/{rev}/diff/{other_rev}`: what changed from
 /// `other_rev` to `rev`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EvaluationDiff {
     pub added: Vec<StorePath>,
     pub removed: Vec<StorePath>,
@@ -263,6 +280,7 @@ pub struct EvaluationDiff {
 
 /// An item of `GET /v1/jobsets/{name}/evaluations/{rev}/suggest`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SuggestItem {
     pub path: StorePath,
     pub drv_path: Option<DrvPath>,
@@ -271,6 +289,7 @@ pub struct SuggestItem {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SuggestResponse {
     pub items: Vec<SuggestItem>,
 }

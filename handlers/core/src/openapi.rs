@@ -13,6 +13,7 @@ use utoipa::openapi::{RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::fingerprint::References;
+use crate::jobset::{JobsetName, Rev};
 use crate::{BuilderName, DrvPath, NarHash, OutputName, PublicKey, Signature, StorePath};
 
 /// Nix's base-32 digits (0-9 a-z without e o t u).
@@ -134,3 +135,22 @@ impl ToSchema for References {
         schemas.push((<StorePath as ToSchema>::name().into_owned(), <StorePath as PartialSchema>::schema()));
     }
 }
+
+string_schema!(
+    JobsetName,
+    "JobsetName",
+    string(
+        "A jobset's name: 1 to 64 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit.",
+        Some("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$".to_owned()),
+        "nixos-iso-minimal-x86_64",
+    )
+);
+string_schema!(
+    Rev,
+    "Rev",
+    string(
+        "An evaluation's revision (e.g. a nixpkgs commit): 1 to 128 characters of A-Z a-z 0-9 . _ -.",
+        Some("^[A-Za-z0-9._-]{1,128}$".to_owned()),
+        "5e0ca22929f3342b19569b21b2f3462f053e497b",
+    )
+);

@@ -33,6 +33,10 @@ use crate::error::ApiError;
         (name = "queries", description = "Public reads: builders, outputs, derivations, statuses."),
         (name = "attestations", description = "Submitting attestations, with a builder token."),
         (name = "admin", description = "Managing builders, with the deploy-time admin token."),
+        (name = "jobsets", description = "Jobsets and their evaluations (the output paths of, e.g., a NixOS image \
+                                          at one nixpkgs revision) with the live status of every path; \
+                                          docs/jobsets.md. Managed with the admin token; evaluations are uploaded \
+                                          with the admin token or the jobset's own token."),
         (name = "binary cache", description = "The attestations as Nix binary caches (narinfo only, no NARs), \
                                                 so that `nix path-info --sigs` and `nix store verify` check the \
                                                 builders' own signatures."),
@@ -41,7 +45,7 @@ use crate::error::ApiError;
 )]
 pub(super) struct ApiDoc;
 
-/// The two bearer tokens: a builder's (`nhc_<id>_<secret>`) and the admin token.
+/// The bearer tokens: a builder's (`nhc_<id>_<secret>`), a jobset's and the admin token.
 struct Security;
 
 impl Modify for Security {
@@ -58,6 +62,12 @@ impl Modify for Security {
         );
         components
             .add_security_scheme("admin_token", bearer("The admin token set at deploy time (`NHC_ADMIN_TOKEN`)."));
+        components.add_security_scheme(
+            "jobset_token",
+            bearer(
+                "A jobset token `nhc_<id>_<secret>`, issued by the admin API; uploads evaluations of its jobset only.",
+            ),
+        );
     }
 }
 
@@ -81,6 +91,7 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
     use axum::http::StatusCode;
+    use nhc_jobset::{QueryError, UploadError};
     use serde_json::Value;
 
     use crate::error::ApiError;
@@ -181,7 +192,19 @@ mod tests {
             let name = r.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("unexpected $ref {r}"));
             assert!(schemas.contains_key(name), "$ref {r} has no schema");
         }
-        for name in ["Attestation", "StorePath", "NarHash", "Signature", "ReproStatus", "ErrorBody", "ErrorCode"] {
+        for name in [
+            "Attestation",
+            "StorePath",
+            "NarHash",
+            "Signature",
+            "ReproStatus",
+            "ErrorBody",
+            "ErrorCode",
+            "JobsetName",
+            "Rev",
+            "EvaluationPage",
+            "Summary",
+        ] {
             assert!(schemas.contains_key(name), "no schema {name}");
         }
     }
@@ -213,23 +236,84 @@ mod tests {
     #[test]
     fn error_answers_name_codes_with_their_statuses() {
         let m = || "m".to_owned();
-        let mut status_of: BTreeMap<&str, u16> = [
+        let api_errors = [
             ApiError::InvalidJson(m()),
             ApiError::InvalidRequest(m()),
             ApiError::BadSignature(m()),
             ApiError::Unauthorized(m()),
             ApiError::UnknownKey(m()),
             ApiError::NotFound(m()),
+            ApiError::Forbidden(m()),
             ApiError::MethodNotAllowed,
             ApiError::Conflict(m()),
             ApiError::TooManyHashes(m()),
             ApiError::PayloadTooLarge(1),
             ApiError::Unavailable(m()),
             ApiError::Internal(m()),
-        ]
-        .iter()
-        .map(|e| (e.code(), e.status().as_u16()))
-        .collect();
+        ];
+        // Every variant is listed: a new one fails to compile here until it is added above.
+        for e in &api_errors {
+            match e {
+                ApiError::InvalidJson(_)
+                | ApiError::InvalidRequest(_)
+                | ApiError::BadSignature(_)
+                | ApiError::Unauthorized(_)
+                | ApiError::UnknownKey(_)
+                | ApiError::NotFound(_)
+                | ApiError::Forbidden(_)
+                | ApiError::MethodNotAllowed
+                | ApiError::Conflict(_)
+                | ApiError::TooManyHashes(_)
+                | ApiError::PayloadTooLarge(_)
+                | ApiError::Unavailable(_)
+                | ApiError::Internal(_) => {}
+            }
+        }
+        let mut status_of: BTreeMap<&str, u16> = api_errors.iter().map(|e| (e.code(), e.status().as_u16())).collect();
+        // nhc-jobset's, answered by the jobset routes.
+        let parse_error = || nhc_core::ParseError::StorePath(m());
+        let upload_errors = [
+            UploadError::UnsupportedMediaType(m()),
+            UploadError::BodyTooLarge { max: 1 },
+            UploadError::NotUtf8,
+            UploadError::UnknownFormat(m()),
+            UploadError::MalformedJson(m()),
+            UploadError::MalformedSbom(m()),
+            UploadError::InvalidPath { at: m(), source: parse_error() },
+            UploadError::Derivation { at: m(), path: m() },
+            UploadError::InvalidDrvPath { at: m(), source: parse_error() },
+            UploadError::InvalidOutputName { at: m(), source: parse_error() },
+            UploadError::TooManyPaths { max: 1 },
+            UploadError::TooManyEdges { max: 1 },
+            UploadError::NoPaths,
+        ];
+        for e in &upload_errors {
+            match e {
+                UploadError::UnsupportedMediaType(_)
+                | UploadError::BodyTooLarge { .. }
+                | UploadError::NotUtf8
+                | UploadError::UnknownFormat(_)
+                | UploadError::MalformedJson(_)
+                | UploadError::MalformedSbom(_)
+                | UploadError::InvalidPath { .. }
+                | UploadError::Derivation { .. }
+                | UploadError::InvalidDrvPath { .. }
+                | UploadError::InvalidOutputName { .. }
+                | UploadError::TooManyPaths { .. }
+                | UploadError::TooManyEdges { .. }
+                | UploadError::NoPaths => {}
+            }
+            let before = status_of.insert(e.code(), e.http_status());
+            assert!(before.is_none_or(|s| s == e.http_status()), "`{}` has two statuses", e.code());
+        }
+        let query_errors = [QueryError::Status(m()), QueryError::Limit, QueryError::Text, QueryError::Cursor];
+        for e in &query_errors {
+            match e {
+                QueryError::Status(_) | QueryError::Limit | QueryError::Text | QueryError::Cursor => {}
+            }
+            let before = status_of.insert(e.code(), e.http_status());
+            assert!(before.is_none_or(|s| s == e.http_status()), "`{}` has two statuses", e.code());
+        }
         // The guard's (nhc-server, the Lambda).
         status_of.insert("rate_limited", StatusCode::TOO_MANY_REQUESTS.as_u16());
         status_of.insert("overloaded", StatusCode::SERVICE_UNAVAILABLE.as_u16());
