@@ -11,8 +11,8 @@ mod outputs;
 mod status;
 mod submit;
 
-use std::sync::OnceLock;
 pub use jobsets::body_limit;
+use std::sync::OnceLock;
 
 use axum::extract::State;
 use axum::{Json, Router};
