@@ -410,14 +410,3 @@ async fn suggest(
     };
     Ok(Json(service::suggest(&state, &name, &r, &builder, limit).await?))
 }
-
-/// The most body bytes a route reads: [`MAX_UPLOAD_BYTES`] for an evaluation's upload,
-/// the API's limit otherwise. For platforms that buffer the body before the router
-/// runs (the Worker), so that they keep enough of it.
-pub fn body_limit(method: &axum::http::Method, path: &str) -> usize {
-    if method == axum::http::Method::PUT && path.starts_with("/v1/jobsets/") {
-        MAX_UPLOAD_BYTES
-    } else {
-        nhc_core::api::MAX_BODY_BYTES
-    }
-}

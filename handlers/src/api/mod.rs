@@ -11,7 +11,6 @@ mod outputs;
 mod status;
 mod submit;
 
-pub use jobsets::body_limit;
 use std::sync::OnceLock;
 
 use axum::extract::State;

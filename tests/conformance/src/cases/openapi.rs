@@ -57,13 +57,16 @@ pub fn every_documented_route_is_served(ctx: &Ctx) -> TestResult {
             .replace("{name}", "conformance-nobody")
             .replace("{basename}", "00000000000000000000000000000000-conformance")
             .replace("{drv}", "00000000000000000000000000000000-conformance.drv")
-            .replace("{file}", "00000000000000000000000000000000.narinfo");
+            .replace("{file}", "00000000000000000000000000000000.narinfo")
+            .replace("{rev}", "conformance-rev")
+            .replace("{other_rev}", "conformance-other-rev");
         ensure!(!path.contains('{'), "no example value for a parameter of {template}");
         for method in item.as_object().map(|m| m.keys().cloned().collect::<Vec<_>>()).unwrap_or_default() {
             let r = match method.as_str() {
                 "get" => ctx.get(&path)?,
                 "post" => ctx.post(&path, None, b"{}")?,
                 "delete" => ctx.delete(&path, None)?,
+                "put" => ctx.put_typed(&path, None, "text/plain", b"")?,
                 other => return Err(format!("the suite cannot ask {other} {template}").into()),
             };
             let unrouted =
