@@ -12,6 +12,7 @@
 # NHC_SOAK_DATABASE  a database URL instead of the fresh SQLite file.
 # NHC_SOAK_NOFILE    the server's file-descriptor limit (default 1024).
 # NHC_SOAK_SEED      the dataset's seed (default 1).
+# NHC_SOAK_BUILDER_RATE  the server's --builder-rate (default 0: off, for the preload).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,7 +37,10 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 export NHC_ADMIN_TOKEN=soak-admin-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 (
   ulimit -n "${NHC_SOAK_NOFILE:-1024}"
-  exec env RUST_LOG=warn "$server" --database "$db" serve --listen "127.0.0.1:$port"
+  # The preload sends as fast as it can from 4 builders: without the per-builder rate
+  # limit (NHC_SOAK_BUILDER_RATE, default 0 = off), it would measure the 429s.
+  exec env RUST_LOG=warn "$server" --database "$db" serve --listen "127.0.0.1:$port" \
+    --builder-rate "${NHC_SOAK_BUILDER_RATE:-0}"
 ) >"$tmp/server.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 200); do
