@@ -8,6 +8,7 @@ mod jobsets;
 mod me;
 mod openapi;
 mod outputs;
+mod page;
 mod status;
 mod submit;
 
