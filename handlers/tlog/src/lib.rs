@@ -14,10 +14,12 @@
 //! hashes at one level ([`tiles::TileId::stored_hash_indexes`]); nothing else is kept.
 
 pub mod checkpoint;
+pub mod client;
 pub mod leaf;
 pub mod tiles;
 
 pub use checkpoint::{verify_checkpoint, CheckpointError, KeyError, LogSigner, VerifiedCheckpoint};
+pub use client::{check_consistency, check_fork, check_inclusion, verify_log, ClientError, LogReport};
 pub use leaf::{Leaf, LeafError, LeafReferences, MAX_LEAF_BYTES};
 pub use tiles::{decode_bundle, encode_bundle, BadTilePath, BundleError, TileId, TILE_HEIGHT, TILE_WIDTH};
 pub use tlog_tiles::{
