@@ -12,13 +12,14 @@ fn main() {
     let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(200_000);
     let key = SecretKey::from_seed(KeyName::parse("builder-1").unwrap(), [3; 32]);
     let nar_hash = NarHash::parse("sha256:1b8m03r63zqhnjf7l5wnldhh7c134ap5vpj0850ymkq1iyzicy5s").unwrap();
-    let refs = References::new(vec![StorePath::parse(&format!("/nix/store/{}-glibc-2.40", "b".repeat(32))).unwrap()]).unwrap();
+    let refs =
+        References::new(vec![StorePath::parse(&format!("/nix/store/{}-glibc-2.40", "b".repeat(32))).unwrap()]).unwrap();
     let leaves: Vec<Vec<u8>> = (0..n)
         .map(|i| {
             let path = StorePath::parse(&format!("/nix/store/{}-out-{i}", "a".repeat(32))).unwrap();
             let sig = key.sign(&nhc_core::fingerprint(&path, &nar_hash, i, &refs));
             let b = BuilderName::parse("alice").unwrap();
-            Leaf::new(b, path, nar_hash.clone(), i, refs.clone(), sig, None, None, i as i64).encode()
+            Leaf::new(b, path, nar_hash, i, refs.clone(), sig, None, None, i as i64).encode()
         })
         .collect();
     let hashes: Vec<Hash> = leaves.iter().map(|l| leaf_hash(l)).collect();
@@ -28,7 +29,9 @@ fn main() {
         let id = TileId::parse(path).map_err(|e| e.to_string())?;
         Ok(match id.entry_range() {
             Some(r) => encode_bundle(leaves[r.start as usize..r.end as usize].iter().map(Vec::as_slice)).unwrap(),
-            None => tiles::tile_data(&id.stored_hash_indexes().unwrap().iter().map(|&i| stored[i as usize]).collect::<Vec<_>>()),
+            None => tiles::tile_data(
+                &id.stored_hash_indexes().unwrap().iter().map(|&i| stored[i as usize]).collect::<Vec<_>>(),
+            ),
         })
     };
     let t = Instant::now();
@@ -37,7 +40,8 @@ fn main() {
     println!("verify_log, {n} entries, no signature checks: {:.3} s, {:.0} entries/s", s, n as f64 / s);
     let keys = [key.public_key()];
     let t = Instant::now();
-    verify_log(&cp, &mut fetch, |_, l| if l.signature_valid(&keys) == Some(true) { Ok(()) } else { Err("sig".into()) }).unwrap();
+    verify_log(&cp, &mut fetch, |_, l| if l.signature_valid(&keys) == Some(true) { Ok(()) } else { Err("sig".into()) })
+        .unwrap();
     let s = t.elapsed().as_secs_f64();
     println!("verify_log, {n} entries, every builder signature checked: {:.3} s, {:.0} entries/s", s, n as f64 / s);
 }

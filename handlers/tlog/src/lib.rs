@@ -16,6 +16,7 @@
 pub mod checkpoint;
 pub mod client;
 pub mod leaf;
+pub mod serve;
 pub mod tiles;
 
 pub use checkpoint::{verify_checkpoint, CheckpointError, KeyError, LogSigner, VerifiedCheckpoint};

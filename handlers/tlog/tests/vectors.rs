@@ -396,3 +396,17 @@ fn checkpoint_sign_verify_and_tamper() {
     assert!(LogSigner::parse("PRIVATE+KEY+x+00000000+AAAA").is_err());
     assert!(LogSigner::parse("nonsense").is_err());
 }
+
+#[test]
+fn log_requests() {
+    use nhc_tlog::serve::{LogRequest, CACHE_IMMUTABLE};
+    assert_eq!(LogRequest::parse("checkpoint").unwrap(), LogRequest::Checkpoint);
+    assert_eq!(LogRequest::parse("key").unwrap(), LogRequest::Key);
+    let t = LogRequest::parse("tile/entries/001.p/3").unwrap();
+    assert_eq!(t, LogRequest::Tile(TileId::entries(1, 3)));
+    assert_eq!(t.cache_control(), CACHE_IMMUTABLE);
+    assert_eq!(t.content_type(), "application/octet-stream");
+    assert!(LogRequest::parse("checkpoint/").is_err());
+    assert!(LogRequest::parse(&"tile/0/".repeat(20)).is_err());
+    assert!(LogRequest::parse("").is_err());
+}
