@@ -125,7 +125,7 @@ impl TileId {
     }
 
     /// The stored-hash indexes (see `tlog_tiles::stored_hash_index`) whose hashes make up this
-    /// hash tile, in order; `None` for an entry bundle.
+    /// hash tile, in order; `None` for an entry bundle or a tile past 2^62 leaves.
     pub fn stored_hash_indexes(&self) -> Option<Vec<u64>> {
         let level = self.level?;
         let level_in_tree = u32::from(level) * u32::from(TILE_HEIGHT);
@@ -133,6 +133,11 @@ impl TileId {
             return Some(Vec::new());
         }
         let start = self.index.checked_mul(TILE_WIDTH)?;
+        // `stored_hash_index` overflows past 2^62 leaves: no real tree gets there, refuse it.
+        let end = start.checked_add(u64::from(self.width))?;
+        if level_in_tree >= 62 || end >= 1u64 << (62 - level_in_tree) {
+            return None;
+        }
         (0..u64::from(self.width))
             .map(|i| start.checked_add(i).map(|n| stored_hash_index(level_in_tree as u8, n)))
             .collect()

@@ -410,3 +410,15 @@ fn log_requests() {
     assert!(LogRequest::parse(&"tile/0/".repeat(20)).is_err());
     assert!(LogRequest::parse("").is_err());
 }
+
+#[test]
+fn huge_tile_indexes_do_not_overflow() {
+    let far = TileId::parse("tile/0/x018/x446/x744/x073/x709/x551/615").unwrap();
+    assert_eq!(far.stored_hash_indexes(), None);
+    assert!(!far.exists_in(u64::MAX));
+    let high = TileId::hashes(7, 1, 256);
+    assert_eq!(high.stored_hash_indexes(), None);
+    assert!(TileId::entries(u64::MAX / 256, 255).entry_range().is_some());
+    assert_eq!(TileId::entries(u64::MAX, 1).entry_range(), None);
+    assert_eq!(TileId::hashes(0, 0, 2).stored_hash_indexes(), Some(vec![0, 1]));
+}
