@@ -33,9 +33,6 @@ NHC_FUZZ_SECONDS=$NHC_FUZZ_SECONDS scripts/fuzz
 step "the hook and client end to end: real Nix 2.8 building with nhc-hook against nhc-server (hook/e2e.sh)"
 hook/e2e.sh
 
-step "jobsets end to end: two builders with real Nix 2.8, nhc jobset push/show/diff (hook/jobset-e2e.sh)"
-hook/jobset-e2e.sh
-
 step "nhc import end to end: a real signed Nix binary cache over http:// and file:// (hook/import-e2e.sh)"
 hook/import-e2e.sh
 
