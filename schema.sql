@@ -102,8 +102,10 @@ CREATE TABLE IF NOT EXISTS store_paths (
 
 -- One revision of a jobset. A re-upload of a rev deletes the old one and writes the
 -- new one in one transaction. The summary is a cache of the live statuses with the
--- time it was computed (summary_at, 0 = never): history and badge use it when at
--- most 60 s old, pages and diffs compute statuses live.
+-- time it was computed (summary_at > 0). Storing attestations of a path the
+-- evaluation holds invalidates it: summary_at is negated (then decremented, so that
+-- a computation that started from the old value cannot store its result); 0 = never
+-- computed. See docs/jobsets.md, "Summaries".
 CREATE TABLE IF NOT EXISTS evaluations (
     id                           BIGINT PRIMARY KEY,
     jobset_id                    BIGINT NOT NULL REFERENCES jobsets (id),
@@ -131,7 +133,11 @@ CREATE TABLE IF NOT EXISTS evaluation_items (
     output_name   TEXT,
     PRIMARY KEY (evaluation_id, ord)
 );
-CREATE INDEX IF NOT EXISTS evaluation_items_by_path ON evaluation_items (path_id);
+-- Which evaluations hold a path: a diff's anti-join, the invalidation of cached
+-- summaries when a path is attested, collecting orphaned store_paths. (It replaces
+-- evaluation_items_by_path (path_id), which it covers.)
+DROP INDEX IF EXISTS evaluation_items_by_path;
+CREATE INDEX IF NOT EXISTS evaluation_items_by_path_evaluation ON evaluation_items (path_id, evaluation_id);
 
 -- Dependency edges of an upload (an SBOM's), as positions in its item list.
 CREATE TABLE IF NOT EXISTS evaluation_edges (

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use nhc_handlers::core::api::CreateBuilderRequest;
@@ -90,6 +91,11 @@ struct ServeArgs {
     /// last commits on power loss (never on a crash of the server) and is faster.
     #[arg(long, env = "NHC_SQLITE_SYNC", default_value = "full", value_parser = ["full", "normal"])]
     sqlite_sync: String,
+    /// Seconds between refreshes of invalid cached jobset summaries (those of
+    /// evaluations whose paths were attested since); 0 turns the background refresh off
+    /// (reads then recompute them, within a budget).
+    #[arg(long, env = "NHC_SUMMARY_REFRESH_SECS", default_value_t = 15)]
+    summary_refresh_secs: u64,
     // Boxed: it is most of the command line's size, parsed once.
     #[command(flatten)]
     limits: Box<settings::LimitArgs>,
@@ -255,6 +261,9 @@ async fn serve(database: &str, args: ServeArgs) -> Result<(), String> {
     if !state.admin_enabled() {
         tracing::warn!("NHC_ADMIN_TOKEN is not set: the admin API is disabled (use `nhc-server builder add`)");
     }
+    if args.summary_refresh_secs > 0 {
+        tokio::spawn(refresh_summaries(state.clone(), Duration::from_secs(args.summary_refresh_secs)));
+    }
     let app = nhc_handlers::router(state).layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response));
     let metrics = Arc::new(nhc_guard::Metrics::new());
     let guard = nhc_guard::Guard::new(args.limits.guard(args.observability.metrics), metrics.clone());
@@ -276,6 +285,24 @@ async fn serve(database: &str, args: ServeArgs) -> Result<(), String> {
     tracing::info!("shutting down");
     store.executor().close().await;
     Ok(())
+}
+
+/// Paths whose statuses one background refresh recomputes at most.
+const REFRESH_BUDGET: u64 = 2_000_000;
+
+/// Keeps the jobsets' cached summaries valid, so that histories and badges read them
+/// instead of computing (docs/jobsets.md, "Summaries").
+async fn refresh_summaries(state: AppState, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match nhc_handlers::service::jobsets::refresh_stale(&state, REFRESH_BUDGET).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(evaluations = n, "jobset summaries refreshed"),
+            Err(e) => tracing::warn!(error = %e, "could not refresh jobset summaries"),
+        }
+    }
 }
 
 /// A bug must not take the server down or leave the client without an answer.

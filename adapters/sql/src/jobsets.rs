@@ -4,10 +4,10 @@
 //! paths is a few dozen statements in one transaction on every database.
 
 use nhc_core::jobset::{JobsetName, Rev, Summary};
-use nhc_core::{BuilderName, DrvPath, NarHash, OutputName, StorePath};
+use nhc_core::{DrvPath, OutputName, ReproStatus, StorePath};
 use nhc_storage::{
-    EvaluationRecord, EvaluationRow, EvaluationVote, JobsetRecord, JobsetTokenRecord, NewEvaluation, NewToken,
-    PutOutcome, StoreError, StoreResult,
+    EvaluationItemRow, EvaluationRecord, ItemQuery, JobsetRecord, JobsetTokenRecord, NewEvaluation, NewToken,
+    PutOutcome, StoreError, StoreResult, VoteCounts,
 };
 
 use crate::batch::json_arrays;
@@ -50,16 +50,88 @@ macro_rules! evaluation_columns {
 const EVALUATIONS: &str =
     concat!(evaluation_columns!(), "WHERE jobset_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2");
 const FIND_EVALUATION: &str = concat!(evaluation_columns!(), "WHERE jobset_id = $1 AND rev = $2");
+/// `$8`: the `summary_at` the computation started from; returns the id when stored.
 const STORE_SUMMARY: &str = "UPDATE evaluations SET summary_reproduced = $2, summary_partially_reproduced = $3, \
-    summary_not_reproduced = $4, summary_one_builder = $5, summary_no_builds = $6, summary_at = $7 WHERE id = $1";
-/// Columns: ord, path, drv_path, output_name (of the upload), then one attestation's
-/// builder, nar_hash, drv_path, output_name (NULL when nobody attested the path).
-const EVALUATION_ROWS: &str = "SELECT i.ord, p.path, i.drv_path, i.output_name, \
-    a.builder, a.nar_hash, a.drv_path AS vote_drv_path, a.output_name AS vote_output_name \
-    FROM evaluation_items i JOIN store_paths p ON p.id = i.path_id \
-    LEFT JOIN attestations a ON a.hash_part = p.hash_part AND a.output_path = p.path \
-    WHERE i.evaluation_id = $1 AND i.ord >= $2 AND i.ord < $3 \
-    ORDER BY i.ord, a.builder, a.nar_hash";
+    summary_not_reproduced = $4, summary_one_builder = $5, summary_no_builds = $6, summary_at = $7 \
+    WHERE id = $1 AND summary_at = $8 RETURNING id";
+const STALE_EVALUATIONS: &str =
+    concat!(evaluation_columns!(), "WHERE summary_at <= 0 ORDER BY created_at DESC, id DESC LIMIT $1");
+/// Invalidating cached summaries: a valid one is negated, an invalid one moves on
+/// (so that a computation that started from its old value cannot store).
+macro_rules! invalidate {
+    ($where:literal) => {
+        concat!(
+            "UPDATE evaluations SET summary_at = CASE WHEN summary_at > 0 THEN -summary_at ELSE summary_at - 1 END ",
+            $where
+        )
+    };
+}
+/// After a purge, every evaluation.
+pub(crate) const INVALIDATE_ALL: &str = invalidate!("WHERE true");
+/// The path ids of an evaluation (for collecting orphaned store paths).
+const EVALUATION_PATH_IDS: &str = "SELECT path_id FROM evaluation_items WHERE evaluation_id = $1";
+const REV_PATH_IDS: &str = "SELECT i.path_id AS path_id FROM evaluations e \
+    JOIN evaluation_items i ON i.evaluation_id = e.id WHERE e.jobset_id = $1 AND e.rev = $2";
+const JOBSET_EVALUATION_IDS: &str = "SELECT id FROM evaluations WHERE jobset_id = $1";
+
+/// A path's live status code from its attestations `a` (grouped per path), the rule
+/// of `StatusSummary::from_counts`: 0 reproduced, 1 partially reproduced, 2 not
+/// reproduced, 3 one builder, 4 no builds (the bits of `nhc_storage::status_bit`).
+macro_rules! status_code {
+    () => {
+        "(CASE WHEN count(DISTINCT a.builder) = 0 THEN 4 WHEN count(DISTINCT a.builder) = 1 THEN 3 \
+         WHEN count(DISTINCT a.nar_hash) = 1 THEN 0 WHEN count(a.builder) > count(DISTINCT a.nar_hash) THEN 1 \
+         ELSE 2 END)"
+    };
+}
+/// An evaluation's items at positions `$2..$3` with their attestations.
+macro_rules! items_with_votes {
+    () => {
+        "FROM evaluation_items i JOIN store_paths p ON p.id = i.path_id \
+         LEFT JOIN attestations a ON a.hash_part = p.hash_part AND a.output_path = p.path \
+         WHERE i.evaluation_id = $1 AND i.ord >= $2 AND i.ord < $3 "
+    };
+}
+macro_rules! counts {
+    () => {
+        "count(a.builder) AS n_attestations, count(DISTINCT a.builder) AS n_builders, \
+         count(DISTINCT a.nar_hash) AS n_hashes "
+    };
+}
+/// `$4` status mask, `$5` text ('' = any), `$6` a builder who must not have attested
+/// ('' = none), `$7` limit. Columns: ord, path, the upload's drv_path and
+/// output_name, an attestation's, then the counts.
+macro_rules! evaluation_items {
+    ($contains:literal) => {
+        concat!(
+            "SELECT i.ord AS ord, p.path AS path, i.drv_path AS drv_path, i.output_name AS output_name, \
+             min(a.drv_path) AS vote_drv_path, min(a.output_name) AS vote_output_name, ",
+            counts!(),
+            items_with_votes!(),
+            "AND ($5 = '' OR ",
+            $contains,
+            ") GROUP BY i.ord, p.path, i.drv_path, i.output_name HAVING (($4 >> ",
+            status_code!(),
+            ") & 1) = 1 AND sum(CASE WHEN a.builder = $6 THEN 1 ELSE 0 END) = 0 ORDER BY i.ord LIMIT $7"
+        )
+    };
+}
+/// Columns: status code, paths.
+const EVALUATION_SUMMARY: &str = concat!(
+    "SELECT s.st AS st, count(*) AS n FROM (SELECT ",
+    status_code!(),
+    " AS st ",
+    items_with_votes!(),
+    "GROUP BY i.ord) AS s GROUP BY s.st"
+);
+/// `$4`: the other evaluation. Columns: path, counts.
+const EVALUATION_ONLY_IN: &str = concat!(
+    "SELECT p.path AS path, ",
+    counts!(),
+    items_with_votes!(),
+    "AND NOT EXISTS (SELECT 1 FROM evaluation_items j WHERE j.path_id = i.path_id AND j.evaluation_id = $4) \
+     GROUP BY i.ord, p.path ORDER BY i.ord"
+);
 
 /// The statements with JSON list parameters, per dialect.
 struct JobsetDialect {
@@ -72,6 +144,14 @@ struct JobsetDialect {
     insert_items: &'static str,
     /// `$1`: evaluation id; `$2`: `[[from_ord, to_ord], ..]`.
     insert_edges: &'static str,
+    /// See `evaluation_items!`.
+    evaluation_items: &'static str,
+    /// `$1`: `[path, ..]`. One row when some of these paths is in an evaluation.
+    any_path_listed: &'static str,
+    /// `$1`: `[path, ..]`: invalidates the summaries of the evaluations holding them.
+    invalidate_paths: &'static str,
+    /// `$1`: `[path id, ..]`: deletes those no evaluation holds any more.
+    delete_orphans: &'static str,
 }
 
 const SQLITE_JOBSETS: JobsetDialect = JobsetDialect {
@@ -83,6 +163,14 @@ const SQLITE_JOBSETS: JobsetDialect = JobsetDialect {
         SELECT $1, value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each($2)",
     insert_edges: "INSERT INTO evaluation_edges (evaluation_id, from_ord, to_ord) \
         SELECT $1, value ->> 0, value ->> 1 FROM json_each($2)",
+    evaluation_items: evaluation_items!("instr(p.path, $5) > 0"),
+    any_path_listed: "SELECT 1 AS listed FROM json_each($1) AS j JOIN store_paths p ON p.path = j.value LIMIT 1",
+    invalidate_paths: invalidate!(
+        "WHERE id IN (SELECT i.evaluation_id FROM json_each($1) AS j \
+         JOIN store_paths p ON p.path = j.value JOIN evaluation_items i ON i.path_id = p.id)"
+    ),
+    delete_orphans: "DELETE FROM store_paths WHERE id IN (SELECT value FROM json_each($1)) \
+        AND NOT EXISTS (SELECT 1 FROM evaluation_items i WHERE i.path_id = store_paths.id)",
 };
 
 const POSTGRES_JOBSETS: JobsetDialect = JobsetDialect {
@@ -94,6 +182,16 @@ const POSTGRES_JOBSETS: JobsetDialect = JobsetDialect {
         SELECT $1, (v ->> 0)::bigint, (v ->> 1)::bigint, v ->> 2, v ->> 3 FROM json_array_elements($2::json) AS v",
     insert_edges: "INSERT INTO evaluation_edges (evaluation_id, from_ord, to_ord) \
         SELECT $1, (v ->> 0)::bigint, (v ->> 1)::bigint FROM json_array_elements($2::json) AS v",
+    evaluation_items: evaluation_items!("strpos(p.path, $5) > 0"),
+    any_path_listed: "SELECT 1 AS listed FROM json_array_elements_text($1::json) AS j (path) \
+        JOIN store_paths p ON p.path = j.path LIMIT 1",
+    invalidate_paths: invalidate!(
+        "WHERE id IN (SELECT i.evaluation_id FROM json_array_elements_text($1::json) AS j (path) \
+         JOIN store_paths p ON p.path = j.path JOIN evaluation_items i ON i.path_id = p.id)"
+    ),
+    delete_orphans: "DELETE FROM store_paths WHERE id IN \
+        (SELECT j.id::bigint FROM json_array_elements_text($1::json) AS j (id)) \
+        AND NOT EXISTS (SELECT 1 FROM evaluation_items i WHERE i.path_id = store_paths.id)",
 };
 
 fn jobset_dialect(d: &Dialect) -> &'static JobsetDialect {
@@ -143,22 +241,23 @@ fn evaluation(mut r: Row) -> StoreResult<EvaluationRecord> {
     })
 }
 
-fn evaluation_row(mut r: Row) -> StoreResult<EvaluationRow> {
+fn counts(r: &mut Row, from: usize) -> StoreResult<VoteCounts> {
+    let n = |r: &mut Row, i| -> StoreResult<usize> { usize::try_from(r.int(i)?).map_err(corrupt) };
+    Ok(VoteCounts { attestations: n(r, from)?, builders: n(r, from + 1)?, distinct_hashes: n(r, from + 2)? })
+}
+
+fn item_row(mut r: Row) -> StoreResult<EvaluationItemRow> {
     let drv = |s: Option<String>| s.map(|s| parse(&s, DrvPath::parse)).transpose();
     let out = |s: Option<String>| s.map(|s| parse(&s, OutputName::parse)).transpose();
-    let ord = count(r.int(0)?)?;
-    let path = parse(&r.text(1)?, StorePath::parse)?;
-    let (drv_path, output_name) = (drv(r.opt_text(2)?)?, out(r.opt_text(3)?)?);
-    let vote = match (r.opt_text(4)?, r.opt_text(5)?) {
-        (Some(b), Some(h)) => Some(EvaluationVote {
-            builder: parse(&b, BuilderName::parse)?,
-            nar_hash: parse(&h, NarHash::parse)?,
-            drv_path: drv(r.opt_text(6)?)?,
-            output_name: out(r.opt_text(7)?)?,
-        }),
-        _ => None,
-    };
-    Ok(EvaluationRow { ord, path, drv_path, output_name, vote })
+    Ok(EvaluationItemRow {
+        ord: count(r.int(0)?)?,
+        path: parse(&r.text(1)?, StorePath::parse)?,
+        drv_path: drv(r.opt_text(2)?)?,
+        output_name: out(r.opt_text(3)?)?,
+        voted_drv_path: drv(r.opt_text(4)?)?,
+        voted_output_name: out(r.opt_text(5)?)?,
+        counts: counts(&mut r, 6)?,
+    })
 }
 
 fn int(n: u64) -> StoreResult<i64> {
@@ -192,9 +291,15 @@ impl<E: Executor> SqlStorage<E> {
 
     pub(crate) async fn jobset_delete(&self, name: &JobsetName) -> StoreResult<bool> {
         let Some(j) = self.jobset_find(name).await? else { return Ok(false) };
+        // The paths its evaluations hold, one evaluation at a time (bounded answers).
+        let mut ids = std::collections::BTreeSet::new();
+        for e in self.path_ids(JOBSET_EVALUATION_IDS, &[Param::Int(j.id)]).await? {
+            ids.extend(self.path_ids(EVALUATION_PATH_IDS, &[Param::Int(e)]).await?);
+        }
         let statements: Vec<Statement> =
             DELETE_JOBSET.iter().map(|s| Statement::new(s, vec![Param::Int(j.id)])).collect();
         self.executor().transaction(&statements).await?;
+        self.collect_orphans(&ids.into_iter().collect::<Vec<_>>()).await;
         Ok(true)
     }
 
@@ -256,7 +361,13 @@ impl<E: Executor> SqlStorage<E> {
         statements.extend(paths.iter().map(|l| Statement::new(d.insert_paths, vec![Param::Text(l)])));
         statements.extend(items.iter().map(|l| Statement::new(d.insert_items, vec![Param::Int(e.id), Param::Text(l)])));
         statements.extend(edges.iter().map(|l| Statement::new(d.insert_edges, vec![Param::Int(e.id), Param::Text(l)])));
+        // The paths of the evaluation this one replaces that it does not hold: orphans
+        // to collect once it is stored, unless another evaluation holds them.
+        let kept: std::collections::HashSet<i64> = e.items.iter().map(|i| i.path_id).collect();
+        let mut dropped = self.path_ids(REV_PATH_IDS, &[jobset_id, rev]).await?;
+        dropped.retain(|id| !kept.contains(id));
         let results = exec.transaction(&statements).await?;
+        self.collect_orphans(&dropped).await;
         let replaced = results.get(DELETE_REV.len() - 1).is_some_and(|rows| !rows.is_empty());
         Ok(if replaced { PutOutcome::Replaced } else { PutOutcome::Created })
     }
@@ -271,12 +382,57 @@ impl<E: Executor> SqlStorage<E> {
         self.executor().query(FIND_EVALUATION, &params).await?.into_iter().next().map(evaluation).transpose()
     }
 
-    pub(crate) async fn evaluation_rows_in(&self, id: i64, from: u64, to: u64) -> StoreResult<Vec<EvaluationRow>> {
-        let params = [Param::Int(id), Param::Int(int(from)?), Param::Int(int(to)?)];
-        self.executor().query(EVALUATION_ROWS, &params).await?.into_iter().map(evaluation_row).collect()
+    pub(crate) async fn evaluation_items_in(&self, q: &ItemQuery<'_>) -> StoreResult<Vec<EvaluationItemRow>> {
+        let exec = self.executor();
+        let d = jobset_dialect(exec.dialect());
+        let params = [
+            Param::Int(q.evaluation_id),
+            Param::Int(int(q.from)?),
+            Param::Int(int(q.to)?),
+            Param::Int(i64::from(q.statuses)),
+            Param::Text(q.text.unwrap_or("")),
+            Param::Text(q.not_by.map_or("", |b| b.as_str())),
+            Param::Int(i64::from(q.limit)),
+        ];
+        exec.query(d.evaluation_items, &params).await?.into_iter().map(item_row).collect()
     }
 
-    pub(crate) async fn evaluation_store_summary(&self, id: i64, s: &Summary, at: i64) -> StoreResult<()> {
+    pub(crate) async fn evaluation_summary_in(&self, id: i64, from: u64, to: u64) -> StoreResult<Summary> {
+        let params = [Param::Int(id), Param::Int(int(from)?), Param::Int(int(to)?)];
+        let mut summary = Summary::default();
+        for mut r in self.executor().query(EVALUATION_SUMMARY, &params).await? {
+            let status = match r.int(0)? {
+                0 => ReproStatus::Reproduced,
+                1 => ReproStatus::PartiallyReproduced,
+                2 => ReproStatus::NotReproduced,
+                3 => ReproStatus::OneBuilder,
+                4 => ReproStatus::NoBuilds,
+                other => return Err(corrupt(format!("status code {other}"))),
+            };
+            summary.add(status, count(r.int(1)?)?);
+        }
+        Ok(summary)
+    }
+
+    pub(crate) async fn evaluation_only_in_range(
+        &self,
+        id: i64,
+        other: i64,
+        from: u64,
+        to: u64,
+    ) -> StoreResult<Vec<(StorePath, VoteCounts)>> {
+        let params = [Param::Int(id), Param::Int(int(from)?), Param::Int(int(to)?), Param::Int(other)];
+        let rows = self.executor().query(EVALUATION_ONLY_IN, &params).await?;
+        rows.into_iter().map(|mut r| Ok((parse(&r.text(0)?, StorePath::parse)?, counts(&mut r, 1)?))).collect()
+    }
+
+    pub(crate) async fn evaluation_store_summary(
+        &self,
+        id: i64,
+        s: &Summary,
+        at: i64,
+        if_at: i64,
+    ) -> StoreResult<bool> {
         let params = [
             Param::Int(id),
             Param::Int(int(s.reproduced)?),
@@ -285,7 +441,47 @@ impl<E: Executor> SqlStorage<E> {
             Param::Int(int(s.one_builder)?),
             Param::Int(int(s.no_builds)?),
             Param::Int(at),
+            Param::Int(if_at),
         ];
-        self.executor().query(STORE_SUMMARY, &params).await.map(|_| ())
+        Ok(!self.executor().query(STORE_SUMMARY, &params).await?.is_empty())
+    }
+
+    pub(crate) async fn evaluation_stale(&self, limit: u32) -> StoreResult<Vec<EvaluationRecord>> {
+        let params = [Param::Int(i64::from(limit))];
+        self.executor().query(STALE_EVALUATIONS, &params).await?.into_iter().map(evaluation).collect()
+    }
+
+    /// Invalidates the cached summaries of the evaluations holding any of these
+    /// paths (after their attestations were stored). Reads first, so that
+    /// submissions of paths no evaluation holds never write.
+    pub(crate) async fn invalidate_summaries_of(&self, paths: &[&str]) -> StoreResult<()> {
+        let exec = self.executor();
+        let d = jobset_dialect(exec.dialect());
+        for list in json_arrays(paths, exec.max_param_bytes())? {
+            if !exec.query(d.any_path_listed, &[Param::Text(&list)]).await?.is_empty() {
+                exec.query(d.invalidate_paths, &[Param::Text(&list)]).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the store paths among `ids` that no evaluation holds any more. A
+    /// failure leaves orphans (harmless rows), so it is logged, not returned.
+    async fn collect_orphans(&self, ids: &[i64]) {
+        let exec = self.executor();
+        let d = jobset_dialect(exec.dialect());
+        let lists = match json_arrays(ids, exec.max_param_bytes()) {
+            Ok(l) => l,
+            Err(e) => return tracing::warn!(error = %e, "could not collect orphaned store paths"),
+        };
+        for list in lists {
+            if let Err(e) = exec.query(d.delete_orphans, &[Param::Text(&list)]).await {
+                tracing::warn!(error = %e, "could not collect orphaned store paths");
+            }
+        }
+    }
+
+    async fn path_ids(&self, sql: &'static str, params: &[Param<'_>]) -> StoreResult<Vec<i64>> {
+        self.executor().query(sql, params).await?.into_iter().map(|mut r| r.int(0)).collect()
     }
 }

@@ -7,9 +7,9 @@ use async_trait::async_trait;
 use nhc_core::jobset::{JobsetName, Rev, Summary};
 use nhc_core::{BuilderName, DrvPath, StorePath};
 use nhc_storage::{
-    AttestationRecord, BuilderRecord, Cursor, DerivationOutputVote, EvaluationRecord, EvaluationRow, InsertCounts,
-    JobsetRecord, JobsetTokenRecord, NewBuilder, NewEvaluation, NewToken, PathCursor, PutOutcome, Storage, StoreError,
-    StoreResult, Submission, TokenRecord, Vote, VoteCounts,
+    AttestationRecord, BuilderRecord, Cursor, DerivationOutputVote, EvaluationItemRow, EvaluationRecord, InsertCounts,
+    ItemQuery, JobsetRecord, JobsetTokenRecord, NewBuilder, NewEvaluation, NewToken, PathCursor, PutOutcome, Storage,
+    StoreError, StoreResult, Submission, TokenRecord, Vote, VoteCounts,
 };
 
 use crate::batch::{json_array_chunks, json_arrays, AttestationKey, InsertBatch};
@@ -187,6 +187,10 @@ impl<E: Executor> Storage for SqlStorage<E> {
             ]
         };
         self.exec.transaction(&statements).await?;
+        if purge {
+            // Its attestations are gone: every cached summary may be wrong.
+            self.exec.query(crate::jobsets::INVALIDATE_ALL, &[]).await?;
+        }
         Ok(true)
     }
 
@@ -195,7 +199,12 @@ impl<E: Executor> Storage for SqlStorage<E> {
     }
 
     async fn insert_attestations(&self, submission: Submission) -> StoreResult<InsertCounts> {
-        self.exec.insert_submission(submission).await
+        let paths: Vec<String> = submission.attestations.iter().map(|a| a.output_path.to_string()).collect();
+        let counts = self.exec.insert_submission(submission).await?;
+        // After the commit: a summary computed since cannot have missed these.
+        let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+        self.invalidate_summaries_of(&paths).await?;
+        Ok(counts)
     }
 
     async fn attestations_of_path(
@@ -336,11 +345,29 @@ impl<E: Executor> Storage for SqlStorage<E> {
         self.evaluation_find(jobset_id, rev).await
     }
 
-    async fn evaluation_rows(&self, evaluation_id: i64, from: u64, to: u64) -> StoreResult<Vec<EvaluationRow>> {
-        self.evaluation_rows_in(evaluation_id, from, to).await
+    async fn evaluation_items(&self, query: &ItemQuery<'_>) -> StoreResult<Vec<EvaluationItemRow>> {
+        self.evaluation_items_in(query).await
     }
 
-    async fn store_summary(&self, evaluation_id: i64, summary: &Summary, at: i64) -> StoreResult<()> {
-        self.evaluation_store_summary(evaluation_id, summary, at).await
+    async fn evaluation_summary(&self, evaluation_id: i64, from: u64, to: u64) -> StoreResult<Summary> {
+        self.evaluation_summary_in(evaluation_id, from, to).await
+    }
+
+    async fn evaluation_only_in(
+        &self,
+        evaluation_id: i64,
+        other_id: i64,
+        from: u64,
+        to: u64,
+    ) -> StoreResult<Vec<(StorePath, VoteCounts)>> {
+        self.evaluation_only_in_range(evaluation_id, other_id, from, to).await
+    }
+
+    async fn store_summary(&self, evaluation_id: i64, summary: &Summary, at: i64, if_at: i64) -> StoreResult<bool> {
+        self.evaluation_store_summary(evaluation_id, summary, at, if_at).await
+    }
+
+    async fn stale_evaluations(&self, limit: u32) -> StoreResult<Vec<EvaluationRecord>> {
+        self.evaluation_stale(limit).await
     }
 }

@@ -10,27 +10,30 @@ use nhc_core::jobset::{
     JobsetDetail, JobsetInfo, PutEvaluationResponse, SuggestItem, SuggestResponse, MAX_DESCRIPTION_BYTES,
 };
 use nhc_core::time::format_rfc3339;
-use nhc_core::{
-    BuilderName, DrvPath, JobsetName, NarHash, OutputName, ReproStatus, Rev, StatusSummary, StorePath, Summary,
-};
+use nhc_core::{BuilderName, JobsetName, ReproStatus, Rev, StatusSummary, StorePath, Summary};
 use nhc_jobset::query::encode_cursor;
 use nhc_jobset::{PageQuery, Upload};
-use nhc_storage::{EvaluationRecord, JobsetRecord, NewEvaluation, NewEvaluationItem, NewToken, PutOutcome};
+use nhc_storage::{
+    status_mask, EvaluationItemRow, EvaluationRecord, ItemQuery, JobsetRecord, NewEvaluation, NewEvaluationItem,
+    NewToken, PutOutcome, VoteCounts, ALL_STATUSES,
+};
 use sha2::{Digest, Sha256};
 
 use crate::auth;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// A cached summary is used while at most this old (microseconds).
-pub const SUMMARY_MAX_AGE: i64 = 60_000_000;
-/// Paths whose statuses one history request recomputes at most; further stale
-/// summaries are shown as cached, with their `summary_at`.
+/// Paths whose statuses one history request recomputes at most; further invalid
+/// summaries are shown as cached, with their older `summary_at`.
 pub const REFRESH_BUDGET: u64 = 500_000;
 /// Evaluations listed in a jobset's history at most (newest first).
 pub const MAX_HISTORY: u32 = 1000;
-/// Paths read per query while scanning an evaluation.
-const CHUNK: u64 = 5000;
+/// Positions one statement covers when computing a summary or a diff (D1 bounds a
+/// statement's time).
+const CHUNK: u64 = 50_000;
+/// Positions a filtered page looks at per request at most: a page may hold fewer
+/// items than `limit` with a `next_cursor` to go on from.
+pub const PAGE_SCAN_BUDGET: u64 = 50_000;
 /// `suggest`'s page sizes.
 pub const DEFAULT_SUGGEST_LIMIT: u32 = 100;
 pub const MAX_SUGGEST_LIMIT: u32 = 1000;
@@ -191,76 +194,68 @@ fn collision() -> ApiError {
     ApiError::Unavailable("two store paths share an internal id (a hash collision); nothing was stored".into())
 }
 
-/// A path of an evaluation with its live status.
-struct Scanned {
-    ord: u64,
-    path: StorePath,
-    drv_path: Option<DrvPath>,
-    output_name: Option<OutputName>,
-    status: StatusSummary,
-    builders: BTreeSet<BuilderName>,
+fn status_of(c: VoteCounts) -> StatusSummary {
+    StatusSummary::from_counts(c.attestations, c.builders, c.distinct_hashes)
 }
 
-/// Calls `f` with every path of the evaluation in order, with its live status; stops
-/// early when `f` returns false.
-async fn scan(state: &AppState, e: &EvaluationRecord, mut f: impl FnMut(Scanned) -> bool) -> Result<(), ApiError> {
+/// The live summary of an evaluation, computed in the database in chunks.
+async fn compute_summary(state: &AppState, e: &EvaluationRecord) -> Result<Summary, ApiError> {
+    let mut summary = Summary::default();
     let mut from = 0;
     while from < e.paths {
         let to = (from + CHUNK).min(e.paths);
-        let rows = state.store.evaluation_rows(e.id, from, to).await?;
-        let mut rows = rows.into_iter().peekable();
-        while let Some(first) = rows.next() {
-            let ord = first.ord;
-            let (mut drv_path, mut output_name) = (first.drv_path, first.output_name);
-            let mut votes: Vec<(BuilderName, NarHash)> = Vec::new();
-            let mut next = Some(first.vote);
-            while let Some(vote) = next.take() {
-                if let Some(v) = vote {
-                    if drv_path.is_none() {
-                        drv_path = v.drv_path;
-                    }
-                    if output_name.is_none() && drv_path.is_some() {
-                        output_name = v.output_name;
-                    }
-                    votes.push((v.builder, v.nar_hash));
-                }
-                if rows.peek().is_some_and(|r| r.ord == ord) {
-                    next = rows.next().map(|r| r.vote);
-                }
-            }
-            let builders = votes.iter().map(|(b, _)| b.clone()).collect();
-            let status = StatusSummary::from_votes(votes);
-            if !f(Scanned { ord, path: first.path, drv_path, output_name, status, builders }) {
-                return Ok(());
-            }
+        let part = state.store.evaluation_summary(e.id, from, to).await?;
+        for s in ReproStatus::ALL {
+            summary.add(s, part.count(s));
         }
         from = to;
     }
-    Ok(())
-}
-
-/// The live summary of an evaluation, also stored as its cached summary.
-async fn refresh_summary(state: &AppState, e: &EvaluationRecord) -> Result<Summary, ApiError> {
-    let at = state.now();
-    let mut summary = Summary::default();
-    scan(state, e, |s| {
-        summary.add(s.status.status, 1);
-        true
-    })
-    .await?;
-    state.store.store_summary(e.id, &summary, at).await?;
     Ok(summary)
 }
 
-/// An evaluation as the history shows it; its summary recomputed when older than a
-/// minute and `budget` (paths) allows.
+/// The live summary, also stored as the cached one unless a submission invalidated
+/// it meanwhile.
+async fn refresh_summary(state: &AppState, e: &EvaluationRecord) -> Result<Summary, ApiError> {
+    let at = state.now().max(1);
+    let summary = compute_summary(state, e).await?;
+    state.store.store_summary(e.id, &summary, at, e.summary_at).await?;
+    Ok(summary)
+}
+
+/// The summary as of now: the cached one while valid (every submission of one of
+/// the evaluation's paths invalidates it), else computed.
+async fn live_summary(state: &AppState, e: &EvaluationRecord) -> Result<(Summary, i64), ApiError> {
+    if e.summary_at > 0 {
+        Ok((e.summary, e.summary_at))
+    } else {
+        Ok((refresh_summary(state, e).await?, state.now()))
+    }
+}
+
+/// Recomputes invalid cached summaries, newest evaluations first, up to `budget`
+/// paths; what nhc-server's background task runs. Returns the evaluations refreshed.
+pub async fn refresh_stale(state: &AppState, budget: u64) -> Result<usize, ApiError> {
+    let mut left = budget;
+    let mut done = 0;
+    for e in state.store.stale_evaluations(MAX_HISTORY).await? {
+        if e.paths > left {
+            continue;
+        }
+        left -= e.paths;
+        refresh_summary(state, &e).await?;
+        done += 1;
+    }
+    Ok(done)
+}
+
+/// An evaluation as the history shows it: its cached summary, recomputed when
+/// invalid and `budget` (paths) allows.
 async fn history_entry(state: &AppState, e: EvaluationRecord, budget: &mut u64) -> Result<EvaluationSummary, ApiError> {
-    let now = state.now();
-    let (summary, at) = if now.saturating_sub(e.summary_at) <= SUMMARY_MAX_AGE || *budget < e.paths {
-        (e.summary, e.summary_at)
+    let (summary, at) = if e.summary_at > 0 || *budget < e.paths {
+        (e.summary, e.summary_at.saturating_abs())
     } else {
         *budget -= e.paths;
-        (refresh_summary(state, &e).await?, now)
+        live_summary(state, &e).await?
     };
     Ok(EvaluationSummary {
         rev: e.rev,
@@ -296,69 +291,111 @@ pub async fn detail(state: &AppState, name: &JobsetName) -> Result<JobsetDetail,
     Ok(JobsetDetail { name: j.name, description: j.description, evaluations })
 }
 
-/// `GET /v1/jobsets/{name}/evaluations/{rev}`: live summary and one page of paths.
+fn path_status(r: EvaluationItemRow) -> EvaluationPathStatus {
+    let status = status_of(r.counts);
+    let drv_path = r.drv_path.or(r.voted_drv_path);
+    let output_name = match r.output_name {
+        Some(o) => Some(o),
+        None if drv_path.is_some() => r.voted_output_name,
+        None => None,
+    };
+    EvaluationPathStatus {
+        path: r.path,
+        drv_path,
+        output_name,
+        status: status.status,
+        builders: status.builders as u64,
+        distinct_hashes: status.distinct_hashes as u64,
+    }
+}
+
+/// The items of `e` after position `after` that `query` selects, in order: up to
+/// `limit` of them, looking at no more than `scan` positions. Returns them with the
+/// position after which to go on (None: the evaluation's end was reached).
+async fn select_items(
+    state: &AppState,
+    e: &EvaluationRecord,
+    after: Option<u64>,
+    statuses: u8,
+    text: Option<&str>,
+    not_by: Option<&BuilderName>,
+    limit: u32,
+    scan: u64,
+) -> Result<(Vec<EvaluationItemRow>, Option<u64>), ApiError> {
+    let start = after.map_or(0, |a| a.saturating_add(1));
+    let end = start.saturating_add(scan).min(e.paths);
+    let filtered = statuses != ALL_STATUSES || text.is_some() || not_by.is_some();
+    // Unfiltered, the first `limit + 1` positions are the page and the next one's
+    // first item; filtered, windows grow until the page is full.
+    let mut window = if filtered { 2_000 } else { u64::from(limit) + 1 };
+    let mut rows: Vec<EvaluationItemRow> = Vec::new();
+    let mut from = start;
+    while from < end && rows.len() <= limit as usize {
+        let to = from.saturating_add(window).min(end);
+        let query =
+            ItemQuery { evaluation_id: e.id, from, to, statuses, text, not_by, limit: limit + 1 - rows.len() as u32 };
+        rows.extend(state.store.evaluation_items(&query).await?);
+        from = to;
+        window = window.saturating_mul(4).min(CHUNK);
+    }
+    let next = if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| r.ord)
+    } else if from < e.paths {
+        // The scan budget ran out: go on after the last position looked at.
+        Some(from - 1).filter(|_| from > start).or(after)
+    } else {
+        None
+    };
+    Ok((rows, next))
+}
+
+/// `GET /v1/jobsets/{name}/evaluations/{rev}`: the summary (live) and one page of
+/// paths, selected and paged in the database.
 pub async fn page(state: &AppState, name: &JobsetName, rev: &Rev, q: PageQuery) -> Result<EvaluationPage, ApiError> {
     let (_, e) = find_evaluation(state, name, rev).await?;
-    let at = state.now();
-    let mut summary = Summary::default();
-    let mut items: Vec<(u64, EvaluationPathStatus)> = Vec::new();
-    let limit = q.limit as usize;
-    scan(state, &e, |s| {
-        summary.add(s.status.status, 1);
-        let wanted = q.after.is_none_or(|a| s.ord > a)
-            && items.len() <= limit
-            && (q.statuses.is_empty() || q.statuses.contains(&s.status.status))
-            && q.q.as_deref().is_none_or(|t| s.path.as_str().contains(t));
-        if wanted {
-            items.push((
-                s.ord,
-                EvaluationPathStatus {
-                    path: s.path,
-                    drv_path: s.drv_path,
-                    output_name: s.output_name,
-                    status: s.status.status,
-                    builders: s.status.builders as u64,
-                    distinct_hashes: s.status.distinct_hashes as u64,
-                },
-            ));
-        }
-        true
-    })
-    .await?;
-    // The scan saw every path: the cache may as well have it.
-    if at.saturating_sub(e.summary_at) > SUMMARY_MAX_AGE {
-        state.store.store_summary(e.id, &summary, at).await?;
-    }
-    let more = items.len() > limit;
-    items.truncate(limit);
-    let next_cursor = if more { items.last().map(|(ord, _)| encode_cursor(*ord)) } else { None };
+    let (summary, _) = live_summary(state, &e).await?;
+    let mask = status_mask(&q.statuses);
+    let (rows, next) = select_items(state, &e, q.after, mask, q.q.as_deref(), None, q.limit, PAGE_SCAN_BUDGET).await?;
     Ok(EvaluationPage {
         jobset: name.clone(),
         rev: e.rev,
         created_at: format_rfc3339(e.created_at),
         paths: e.paths,
         summary,
-        items: items.into_iter().map(|(_, i)| i).collect(),
-        next_cursor,
+        items: rows.into_iter().map(path_status).collect(),
+        next_cursor: next.map(encode_cursor),
     })
 }
 
-async fn statuses(state: &AppState, e: &EvaluationRecord) -> Result<Vec<(StorePath, ReproStatus)>, ApiError> {
-    let mut out = Vec::with_capacity(e.paths as usize);
-    scan(state, e, |s| {
-        out.push((s.path, s.status.status));
-        true
-    })
-    .await?;
+/// The paths of `e` that `other` does not hold, with their live statuses.
+async fn only_in(
+    state: &AppState,
+    e: &EvaluationRecord,
+    other: &EvaluationRecord,
+) -> Result<Vec<(StorePath, ReproStatus)>, ApiError> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while from < e.paths {
+        let to = (from + CHUNK).min(e.paths);
+        let rows = state.store.evaluation_only_in(e.id, other.id, from, to).await?;
+        out.extend(rows.into_iter().map(|(p, c)| (p, status_of(c).status)));
+        from = to;
+    }
     Ok(out)
 }
 
 /// `GET .../evaluations/{rev}/diff/{other_rev}`: what changed from `other` to `rev`.
+/// A path both hold has one live status, so only the paths one side holds are read
+/// (an anti-join in the database) and paired by name here.
 pub async fn diff(state: &AppState, name: &JobsetName, rev: &Rev, other: &Rev) -> Result<EvaluationDiff, ApiError> {
     let (j, to) = find_evaluation(state, name, rev).await?;
     let from = state.store.find_evaluation(j.id, other).await?.ok_or_else(|| no_evaluation(name, other))?;
-    let (from, to) = (statuses(state, &from).await?, statuses(state, &to).await?);
-    Ok(nhc_jobset::diff(&from, &to))
+    if from.id == to.id {
+        return Ok(EvaluationDiff::default());
+    }
+    let (removed, added) = (only_in(state, &from, &to).await?, only_in(state, &to, &from).await?);
+    Ok(nhc_jobset::diff(&removed, &added))
 }
 
 /// `GET /v1/jobsets/{name}/badge.svg`: the latest evaluation's reproduced share.
@@ -375,6 +412,7 @@ pub async fn badge(state: &AppState, name: &JobsetName) -> Result<String, ApiErr
 /// `GET .../evaluations/{rev}/suggest?builder=&limit=`: what `builder` could build to
 /// help most, in the evaluation's order: paths only one other builder built (a second
 /// build decides them), then paths nobody built; never one it attested already.
+/// Selected in the database: at most two passes over the evaluation.
 pub async fn suggest(
     state: &AppState,
     name: &JobsetName,
@@ -386,28 +424,28 @@ pub async fn suggest(
         return Err(ApiError::NotFound(format!("no builder named {builder}")));
     }
     let (_, e) = find_evaluation(state, name, rev).await?;
-    let limit = limit as usize;
-    let (mut one, mut none) = (Vec::new(), Vec::new());
-    scan(state, &e, |s| {
-        let list = match s.status.status {
-            ReproStatus::OneBuilder if !s.builders.contains(builder) => &mut one,
-            ReproStatus::NoBuilds => &mut none,
-            _ => return true,
-        };
-        if list.len() < limit {
-            list.push(SuggestItem {
-                path: s.path,
-                drv_path: s.drv_path,
-                output_name: s.output_name,
-                status: s.status.status,
-            });
+    let mut items = Vec::new();
+    for status in [ReproStatus::OneBuilder, ReproStatus::NoBuilds] {
+        let mask = status_mask(&[status]);
+        let mut after = None;
+        while (items.len() as u32) < limit {
+            let want = limit - items.len() as u32;
+            let (rows, next) =
+                select_items(state, &e, after, mask, None, Some(builder), want, PAGE_SCAN_BUDGET).await?;
+            items.extend(rows.into_iter().map(path_status).map(|p| SuggestItem {
+                path: p.path,
+                drv_path: p.drv_path,
+                output_name: p.output_name,
+                status: p.status,
+            }));
+            match next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
         }
-        one.len() < limit
-    })
-    .await?;
-    one.extend(none);
-    one.truncate(limit);
-    Ok(SuggestResponse { items: one })
+    }
+    items.truncate(limit as usize);
+    Ok(SuggestResponse { items })
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use nhc_core::{BuilderName, DrvPath, NarHash, OutputName, PublicKey, Signature, 
 
 mod jobsets;
 pub use jobsets::{
-    EvaluationRecord, EvaluationRow, EvaluationVote, JobsetRecord, JobsetTokenRecord, NewEvaluation, NewEvaluationItem,
-    PutOutcome,
+    status_mask, EvaluationItemRow, EvaluationRecord, ItemQuery, JobsetRecord, JobsetTokenRecord, NewEvaluation,
+    NewEvaluationItem, PutOutcome, ALL_STATUSES,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -285,12 +285,30 @@ pub trait Storage: Send + Sync + 'static {
 
     async fn find_evaluation(&self, jobset_id: i64, rev: &Rev) -> StoreResult<Option<EvaluationRecord>>;
 
-    /// The paths of an evaluation with positions in `from..to`, each with its
-    /// attestations (see [`EvaluationRow`]), ordered by position.
-    async fn evaluation_rows(&self, evaluation_id: i64, from: u64, to: u64) -> StoreResult<Vec<EvaluationRow>>;
+    /// The paths of an evaluation that [`ItemQuery`] selects, each with its vote
+    /// counts, ordered by position; at most `limit`.
+    async fn evaluation_items(&self, query: &ItemQuery<'_>) -> StoreResult<Vec<EvaluationItemRow>>;
 
-    /// Caches an evaluation's summary, computed at `at`.
-    async fn store_summary(&self, evaluation_id: i64, summary: &Summary, at: i64) -> StoreResult<()>;
+    /// The live summary of the paths at positions `from..to` of an evaluation.
+    async fn evaluation_summary(&self, evaluation_id: i64, from: u64, to: u64) -> StoreResult<Summary>;
+
+    /// The paths at positions `from..to` of `evaluation_id` that `other_id` does not
+    /// hold, with their vote counts, ordered by position (a diff's unpaired side).
+    async fn evaluation_only_in(
+        &self,
+        evaluation_id: i64,
+        other_id: i64,
+        from: u64,
+        to: u64,
+    ) -> StoreResult<Vec<(StorePath, VoteCounts)>>;
+
+    /// Caches an evaluation's summary, computed at `at`, if its `summary_at` is still
+    /// `if_at` (what it was when the computation started: a submission in between
+    /// invalidated it); true when stored.
+    async fn store_summary(&self, evaluation_id: i64, summary: &Summary, at: i64, if_at: i64) -> StoreResult<bool>;
+
+    /// Evaluations whose cached summary is invalid (`summary_at <= 0`), at most `limit`.
+    async fn stale_evaluations(&self, limit: u32) -> StoreResult<Vec<EvaluationRecord>>;
 }
 
 #[cfg(test)]

@@ -399,8 +399,9 @@ pub(crate) fn fetch_not_reproduced(
         .evaluation_page(jobset, rev, &NOT_REPRODUCED, MAX_PAGE_LIMIT, None)?
         .ok_or_else(|| not_found(format!("no evaluation {rev} of jobset {jobset} on the server")))?;
     let mut cursor = page.next_cursor.take();
-    // Bounded: no more pages than an evaluation can fill.
-    for _ in 0..=(MAX_EVALUATION_PATHS / MAX_PAGE_LIMIT as usize) {
+    // Bounded: no more pages than an evaluation can fill, and a few that the server
+    // cut short (it looks at a bounded number of positions per page).
+    for _ in 0..=(MAX_EVALUATION_PATHS / MAX_PAGE_LIMIT as usize + 64) {
         let Some(c) = cursor else { break };
         let next = client
             .evaluation_page(jobset, rev, &NOT_REPRODUCED, MAX_PAGE_LIMIT, Some(&c))?
