@@ -504,7 +504,7 @@ async fn status_json(State(p): State<Arc<Proxy>>) -> Response {
         "counters": &p.counters,
         "recent": recent,
     });
-    axum::Json(body).into_response()
+    text(StatusCode::OK, "application/json", serde_json::to_vec(&body).unwrap_or_default().into())
 }
 
 async fn status_html(State(p): State<Arc<Proxy>>) -> Response {

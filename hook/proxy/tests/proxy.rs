@@ -14,6 +14,7 @@ use axum::Router;
 use nhc_core::api::{Attestation, OutputReport};
 use nhc_core::fingerprint::References;
 use nhc_core::{fingerprint, KeyName, NarHash, NarInfo, ReproStatus, SecretKey, StorePath};
+use futures_util::StreamExt;
 use nhc_proxy::{OnCollectionError, OnMismatch, Policy, Proxy, Settings, Trust};
 
 const HASH: &str = "sha256:1xmr8jicvzszfzpz46g37mlpvbzjl2wpwvl2b05psipssyp1sm8h";
@@ -25,7 +26,7 @@ fn key(name: &str, seed: u8) -> SecretKey {
 }
 
 fn path(n: u8) -> StorePath {
-    StorePath::parse(&format!("/nix/store/{}-p{n}", std::iter::repeat_n(char::from(b'a' + n), 32).collect::<String>()))
+    StorePath::parse(&format!("/nix/store/{}-p{n}", std::iter::repeat_n(char::from(b'0' + n), 32).collect::<String>()))
         .unwrap()
 }
 
@@ -65,7 +66,15 @@ async fn up_file(State(w): State<Arc<World>>, Path(file): Path<String>) -> Respo
     StatusCode::NOT_FOUND.into_response()
 }
 
-async fn up_nar() -> Response {
+async fn up_nar(Path(file): Path<String>) -> Response {
+    if file == "slow" {
+        // One chunk, then nothing: the download stays open.
+        let first = futures_util::stream::once(async { Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"x")) });
+        return axum::body::Body::from_stream(first.chain(futures_util::stream::pending())).into_response();
+    }
+    if file != "1.nar" {
+        return StatusCode::NOT_FOUND.into_response();
+    }
     (0..NAR_BYTES).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into_response()
 }
 
@@ -215,7 +224,7 @@ async fn quorum_one_allow_and_dry_run_change_the_verdicts() {
         let (st, v, _) = get_narinfo(&p, n).await;
         assert_eq!((st, v.as_str()), (StatusCode::OK, "dry-run"), "p{n}");
     }
-    let status: serde_json::Value = reqwest::get(format!("{p}/status.json")).await.unwrap().json().await.unwrap();
+    let status: serde_json::Value = serde_json::from_str(&reqwest::get(format!("{p}/status.json")).await.unwrap().text().await.unwrap()).unwrap();
     assert_eq!(status["counters"]["would_refuse_dry_run"], 4, "{status}");
 }
 
@@ -275,11 +284,34 @@ async fn nars_are_streamed_and_decisions_cached() {
         get_narinfo(&p, 1).await;
         get_narinfo(&p, 2).await;
     }
-    let status: serde_json::Value = reqwest::get(format!("{p}/status.json")).await.unwrap().json().await.unwrap();
+    let status: serde_json::Value = serde_json::from_str(&reqwest::get(format!("{p}/status.json")).await.unwrap().text().await.unwrap()).unwrap();
     let c = &status["counters"];
     assert_eq!((c["narinfo_requests"].as_u64(), c["cache_hits"].as_u64()), (Some(6), Some(4)), "{status}");
     assert_eq!(c["bytes_streamed"].as_u64(), Some(NAR_BYTES as u64), "{status}");
     assert_eq!(c["streams_open"].as_u64(), Some(0), "{status}");
     let html = reqwest::get(format!("{p}/status")).await.unwrap().text().await.unwrap();
     assert!(html.contains(path(1).as_str()) && html.contains("a-1 (a), b-1 (b)"), "{html}");
+}
+
+#[tokio::test]
+async fn streams_at_once_are_bounded_and_a_slot_comes_back() {
+    let f = fixture().await;
+    let mut s = settings(&f, &f.upstream, &f.collection, 2);
+    s.max_streams = 1;
+    s.timeout = Duration::from_millis(300);
+    let p = proxy(s).await;
+    let mut held = reqwest::get(format!("{p}/nar/slow")).await.unwrap();
+    assert_eq!(held.status(), StatusCode::OK);
+    assert_eq!(held.chunk().await.unwrap().as_deref(), Some(&b"x"[..]));
+    let r = reqwest::get(format!("{p}/nar/1.nar")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE, "the only slot is taken");
+    drop(held);
+    let mut freed = false;
+    for _ in 0..50 {
+        if reqwest::get(format!("{p}/nar/1.nar")).await.unwrap().status() == StatusCode::OK {
+            freed = true;
+            break;
+        }
+    }
+    assert!(freed, "the slot never came back");
 }

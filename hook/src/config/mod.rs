@@ -414,6 +414,7 @@ impl Config {
         let async_mode = flag(&ASYNC);
         let verify = flag(&VERIFY);
         let verbose = flag(&VERBOSE);
+        let proxy_dry_run = flag(&PROXY_DRY_RUN);
         let mut secs = |s: &Setting, default: Duration| -> Duration {
             match setting(s) {
                 None => default,
@@ -423,7 +424,6 @@ impl Config {
                 }),
             }
         };
-        let proxy_dry_run = flag(&PROXY_DRY_RUN);
         let connect_timeout = secs(&CONNECT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT);
         let timeout = secs(&TIMEOUT, DEFAULT_TIMEOUT);
         let proxy = ProxyConfig {
