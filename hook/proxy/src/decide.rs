@@ -129,7 +129,10 @@ pub struct Vote {
 pub enum Verdict {
     Serve,
     /// Fewer independent groups agreed than the quorum.
-    NoQuorum { agreed: usize, quorum: usize },
+    NoQuorum {
+        agreed: usize,
+        quorum: usize,
+    },
     /// A trusted builder signed another NAR for this path.
     Mismatch,
 }
@@ -311,8 +314,8 @@ mod tests {
         // b is not trusted.
         let mut forged = att("a", &b, HASH, 120);
         // A signature by b, relabelled with a's key name: verifies over nothing.
-        let relabelled = Signature::parse(&format!("a-1:{}", forged.signature.to_string().split_once(':').unwrap().1))
-            .unwrap();
+        let relabelled =
+            Signature::parse(&format!("a-1:{}", forged.signature.to_string().split_once(':').unwrap().1)).unwrap();
         let mut relabel = forged.clone();
         relabel.signature = relabelled;
         // The server claims a's key agreed, with a signature over another path.

@@ -63,7 +63,8 @@ fn gone(s: StatusCode) -> bool {
 /// `GET {upstream}/{hash}.narinfo`, checked to describe a path with that hash.
 pub async fn narinfo(client: &Client, upstream: &Url, hash: &str) -> Result<Upstream, Unreachable> {
     let url = join(upstream, &format!("{hash}.narinfo"));
-    let res = client.get(url.clone()).send().await.map_err(|e| Unreachable(format!("GET {url}: {}", error_chain(&e))))?;
+    let res =
+        client.get(url.clone()).send().await.map_err(|e| Unreachable(format!("GET {url}: {}", error_chain(&e))))?;
     let status = res.status();
     if gone(status) {
         return Ok(Upstream::NotFound);
@@ -85,7 +86,8 @@ pub async fn narinfo(client: &Client, upstream: &Url, hash: &str) -> Result<Upst
 /// `GET {upstream}/nix-cache-info` (small).
 pub async fn cache_info(client: &Client, upstream: &Url) -> Result<Option<String>, Unreachable> {
     let url = join(upstream, "nix-cache-info");
-    let res = client.get(url.clone()).send().await.map_err(|e| Unreachable(format!("GET {url}: {}", error_chain(&e))))?;
+    let res =
+        client.get(url.clone()).send().await.map_err(|e| Unreachable(format!("GET {url}: {}", error_chain(&e))))?;
     let status = res.status();
     if gone(status) {
         return Ok(None);
@@ -110,7 +112,10 @@ pub async fn attestations(
     let mut cursor: Option<String> = None;
     for _ in 0..max_pages.max(1) {
         let mut url = join(collection, "v1/outputs/");
-        url.path_segments_mut().map_err(|_| Unreachable("the collection URL is not a base".into()))?.pop_if_empty().push(basename);
+        url.path_segments_mut()
+            .map_err(|_| Unreachable("the collection URL is not a base".into()))?
+            .pop_if_empty()
+            .push(basename);
         url.query_pairs_mut().append_pair("limit", PAGE);
         if let Some(c) = &cursor {
             url.query_pairs_mut().append_pair("cursor", c);

@@ -296,7 +296,11 @@ impl Proxy {
         }
         let Ok(_permit) = tokio::time::timeout(self.s.timeout, self.lookups.acquire()).await else {
             bump(&self.counters.overloaded);
-            return Answer { status: StatusCode::SERVICE_UNAVAILABLE, body: "overloaded\n".into(), verdict: "overloaded" };
+            return Answer {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                body: "overloaded\n".into(),
+                verdict: "overloaded",
+            };
         };
         let (answer, ttl) = self.decide(hash).await;
         if let Some(ttl) = ttl {
@@ -308,7 +312,8 @@ impl Proxy {
     /// Decides `hash`: the answer and how long it may be remembered.
     async fn decide(&self, hash: &str) -> (Answer, Option<Duration>) {
         let s = &self.s;
-        let refused = |why: &str, verdict| Answer { status: StatusCode::NOT_FOUND, body: format!("{why}\n").into(), verdict };
+        let refused =
+            |why: &str, verdict| Answer { status: StatusCode::NOT_FOUND, body: format!("{why}\n").into(), verdict };
         let info = match fetch::narinfo(&self.client, &s.upstream, hash).await {
             Ok(Upstream::Found(i)) => i,
             Ok(Upstream::NotFound) => {
@@ -386,7 +391,11 @@ impl Proxy {
         self.record(Recent {
             at: now_secs(),
             path,
-            verdict: if d.serves() || !s.dry_run { d.verdict.to_string() } else { format!("dry run, would {}", d.verdict) },
+            verdict: if d.serves() || !s.dry_run {
+                d.verdict.to_string()
+            } else {
+                format!("dry run, would {}", d.verdict)
+            },
             served,
             agreed,
             mismatched,
@@ -610,7 +619,9 @@ mod tests {
         for ok in ["/nar/1abc.nar.xz", "/abc.ls", "/log/x-y.drv", "/realisations/sha256:x!out.doi"] {
             assert!(safe_path(ok), "{ok}");
         }
-        for bad in ["/", "/../etc/passwd", "/nar/../x", "//x", "/a b", "/a?b", "/a%2e", &format!("/{}", "a".repeat(600))] {
+        for bad in
+            ["/", "/../etc/passwd", "/nar/../x", "//x", "/a b", "/a?b", "/a%2e", &format!("/{}", "a".repeat(600))]
+        {
             assert!(!safe_path(bad), "{bad}");
         }
     }

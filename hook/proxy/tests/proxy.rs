@@ -11,10 +11,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use futures_util::StreamExt;
 use nhc_core::api::{Attestation, OutputReport};
 use nhc_core::fingerprint::References;
 use nhc_core::{fingerprint, KeyName, NarHash, NarInfo, ReproStatus, SecretKey, StorePath};
-use futures_util::StreamExt;
 use nhc_proxy::{OnCollectionError, OnMismatch, Policy, Proxy, Settings, Trust};
 
 const HASH: &str = "sha256:1xmr8jicvzszfzpz46g37mlpvbzjl2wpwvl2b05psipssyp1sm8h";
@@ -142,10 +142,9 @@ async fn fixture() -> Fixture {
         vec![att(&path(5), "a", a, HASH), att(&path(5), "b", b, HASH), att(&path(5), "c", c, HASH)],
     );
     let w = Arc::new(w);
-    let upstream = listen(
-        Router::new().route("/nar/{file}", get(up_nar)).route("/{file}", get(up_file)).with_state(w.clone()),
-    )
-    .await;
+    let upstream =
+        listen(Router::new().route("/nar/{file}", get(up_nar)).route("/{file}", get(up_file)).with_state(w.clone()))
+            .await;
     let collection = listen(Router::new().route("/v1/outputs/{base}", get(outputs)).with_state(w)).await;
     Fixture { upstream, collection, keys }
 }
@@ -224,7 +223,8 @@ async fn quorum_one_allow_and_dry_run_change_the_verdicts() {
         let (st, v, _) = get_narinfo(&p, n).await;
         assert_eq!((st, v.as_str()), (StatusCode::OK, "dry-run"), "p{n}");
     }
-    let status: serde_json::Value = serde_json::from_str(&reqwest::get(format!("{p}/status.json")).await.unwrap().text().await.unwrap()).unwrap();
+    let status: serde_json::Value =
+        serde_json::from_str(&reqwest::get(format!("{p}/status.json")).await.unwrap().text().await.unwrap()).unwrap();
     assert_eq!(status["counters"]["would_refuse_dry_run"], 4, "{status}");
 }
 
@@ -284,7 +284,8 @@ async fn nars_are_streamed_and_decisions_cached() {
         get_narinfo(&p, 1).await;
         get_narinfo(&p, 2).await;
     }
-    let status: serde_json::Value = serde_json::from_str(&reqwest::get(format!("{p}/status.json")).await.unwrap().text().await.unwrap()).unwrap();
+    let status: serde_json::Value =
+        serde_json::from_str(&reqwest::get(format!("{p}/status.json")).await.unwrap().text().await.unwrap()).unwrap();
     let c = &status["counters"];
     assert_eq!((c["narinfo_requests"].as_u64(), c["cache_hits"].as_u64()), (Some(6), Some(4)), "{status}");
     assert_eq!(c["bytes_streamed"].as_u64(), Some(NAR_BYTES as u64), "{status}");

@@ -227,7 +227,8 @@ mod tests {
         assert!(err(&[&base[..], &["--quorum", "2"]].concat()).contains("can never be met"));
         assert!(err(&[&base[..], &["--quorum", "0"]].concat()).contains("at least 1"));
         assert!(err(&["--upstream", "http://u.example", "--quorum", "1"]).contains("--trusted-key"));
-        assert!(err(&["--upstream", "http://u.example", "--quorum", "1", "--trusted-key", "nope"]).contains("--trusted-key"));
+        assert!(err(&["--upstream", "http://u.example", "--quorum", "1", "--trusted-key", "nope"])
+            .contains("--trusted-key"));
         assert!(err(&["--upstream", "ftp://u", "--quorum", "1", "--trusted-key", K1]).contains("upstream"));
         assert!(err(&[&base[..], &["--quorum", "1", "--key-group", "x=zz"]].concat()).contains("zz"));
         assert!(T::try_parse_from(["t", "--on-mismatch", "maybe"]).is_err());
