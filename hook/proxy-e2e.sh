@@ -119,9 +119,13 @@ start_proxy() { # ARGS.. : nhc proxy in front of the cache, on a fresh port
 }
 n=0
 # Realises PATH.. into a fresh store whose only substituter is the proxy and whose only
-# trusted keys are the builders'. Prints the paths that were substituted.
+# trusted keys are the builders'. Sets `got` to the names of the paths that were
+# substituted (not in a subshell: the store counter must advance).
 substitute() {
   n=$((n + 1))
+  got=$(substitute_into "$@" | tr '\n' ' ')
+}
+substitute_into() {
   use_store "$T/client$n" "substituters = http://127.0.0.1:$pport
 trusted-public-keys = $(cat "$T/b1.pub") $(cat "$T/b2.pub") $(cat "$T/b3.pub") ${extra_keys:-}"
   for p in "$@"; do
@@ -138,7 +142,7 @@ expect() { # WHAT WANT GOT
 
 step "quorum 2: only the path two trusted builders reproduced is substituted (with its dependency)"
 start_proxy --quorum 2
-got=$(substitute "$good" "$one" "$mismatch" "$forged" | tr '\n' ' ')
+substitute "$good" "$one" "$mismatch" "$forged"
 expect "quorum 2" "good " "$got"
 grep -q "serve $good: 2 of quorum 2 agreed" "$T/proxy.log" || fail "no log line for good"
 grep -q "refuse $one: 1 of quorum 2" "$T/proxy.log" || fail "no log line for one"
@@ -149,7 +153,7 @@ curl -fsS "http://127.0.0.1:$pport/status" | grep -q "$(basename "$good")" || fa
 ok "the status page lists the decisions"
 
 step "a refused path is built by Nix instead (nix-build through the proxy)"
-use_store "$T/client$n" "substituters = http://127.0.0.1:$pport
+n=$((n + 1)); use_store "$T/client$n" "substituters = http://127.0.0.1:$pport
 trusted-public-keys = $(cat "$T/b1.pub") $(cat "$T/b2.pub") $(cat "$T/b3.pub")"
 [ "$(nix-build --no-out-link "$T/drvs.nix" --argstr nonce "$nonce" -A mismatch 2>"$T/build.err")" = "$mismatch" ] || fail "nix-build"
 grep -q "building '.*mismatch.drv'" "$T/build.err" || { cat "$T/build.err" >&2; fail "mismatch was not built locally"; }
@@ -158,30 +162,35 @@ ok "built locally (its own bytes), not substituted"
 
 step "quorum 1: one more path; the trusted mismatch and the forged attestation still refused"
 start_proxy --quorum 1
-expect "quorum 1" "good one " "$(substitute "$good" "$one" "$mismatch" "$forged" | tr '\n' ' ')"
+substitute "$good" "$one" "$mismatch" "$forged"
+expect "quorum 1" "good one " "$got"
 
 step "quorum 1 --on-mismatch allow: the path with a disagreeing trusted builder is served"
 start_proxy --quorum 1 --on-mismatch allow
-expect "allow" "good one mismatch " "$(substitute "$good" "$one" "$mismatch" "$forged" | tr '\n' ' ')"
+substitute "$good" "$one" "$mismatch" "$forged"
+expect "allow" "good one mismatch " "$got"
 
 step "quorum 3 --dry-run: everything served (to a client that also trusts the upstream's key), what would be refused logged"
 start_proxy --quorum 3 --dry-run
 extra_keys=$(cat "$T/upstream.pub")
-expect "dry run" "good one mismatch forged " "$(substitute "$good" "$one" "$mismatch" "$forged" | tr '\n' ' ')"
+substitute "$good" "$one" "$mismatch" "$forged"
+expect "dry run" "good one mismatch forged " "$got"
 extra_keys=
-grep -q "refuse $good: 2 of quorum 3 agreed .*dry run: served anyway" "$T/proxy.log" || fail "dry-run log"
+grep -q "^nhc proxy: refuse $good: 2 of quorum 3 agreed.*dry run: served anyway" "$T/proxy.log" || fail "dry-run log"
 ok "$(grep "dry run" "$T/proxy.log" | head -1)"
 
 step "the collection goes down: refused (404, never hangs); --on-collection-error pass serves"
 kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
 start_proxy --quorum 1
 s0=$(date +%s)
-expect "collection down" "" "$(substitute "$good" | tr '\n' ' ')"
+substitute "$good"
+expect "collection down" "" "$got"
 [ $(( $(date +%s) - s0 )) -lt 30 ] || fail "took too long"
 grep -q "refuse (collection down) $good" "$T/proxy.log" || fail "collection-down log"
 start_proxy --quorum 1 --on-collection-error pass
 # Passed through unchanged: only the upstream's signature, so Nix must trust the upstream's key.
-expect "collection down, pass, builders' keys" "" "$(substitute "$good" | tr '\n' ' ')"
+substitute "$good"
+expect "collection down, pass, builders' keys" "" "$got"
 n=$((n + 1)); use_store "$T/client$n" "substituters = http://127.0.0.1:$pport
 trusted-public-keys = $(cat "$T/upstream.pub")"
 nix-store --realise "$good" >/dev/null 2>&1 || fail "pass-through with the upstream's key"

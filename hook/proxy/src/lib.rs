@@ -383,7 +383,7 @@ impl Proxy {
         if !d.serves() {
             line.push_str(&format!(" ({})", d.verdict));
             if s.dry_run {
-                line.push_str(" — dry run: served anyway");
+                line.push_str("; dry run: served anyway");
             }
         }
         self.log(&line);
