@@ -38,7 +38,7 @@ fn att(p: &StorePath, builder: &str, k: &SecretKey, hash: &str) -> Attestation {
         drv_path: None,
         output_name: None,
         output_path: p.clone(),
-        nar_hash: h.clone(),
+        nar_hash: h,
         nar_size: 120,
         references: refs.clone(),
         signature: k.sign(&fingerprint(p, &h, 120, &refs)),
