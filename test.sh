@@ -39,6 +39,9 @@ hook/import-e2e.sh
 step "nhc import --collection end to end: killed and resumed with its state file (hook/import-collection-e2e.sh)"
 hook/import-collection-e2e.sh
 
+step "nhc proxy end to end: real Nix substitutes through the proxy only what a quorum of trusted builders reproduced (hook/proxy-e2e.sh)"
+hook/proxy-e2e.sh
+
 step "build the conformance suite and the server"
 cargo build --locked -p nhc-conformance -p nhc-server
 

@@ -19,6 +19,17 @@
 #     collections.other = { url = "https://other.example.org"; builder = "hydra"; };
 #   };
 #
+# A substituter that lets Nix download only what independent builders
+# reproduced (`nhc proxy`; no token or key needed): it replaces the default
+# substituters and trusted keys with itself and the builders' keys.
+#
+#   services.hash-collection.proxy = {
+#     enable = true;
+#     upstream = "https://cache.nixos.org";
+#     trustedKeys = [ "builder-a-1:..." "builder-b-1:..." "builder-c-1:..." ];
+#     quorum = 2;
+#   };
+#
 # Secrets: only the *paths* of the token and key files appear in the Nix store,
 # in the environment and in /etc/hash-collection/config.toml. The
 # post-build-hook runs as root under nix-daemon and reads them itself; the
@@ -188,6 +199,35 @@ let
       "~@resources"
     ];
   };
+
+  pcfg = cfg.proxy;
+  proxyCollection = if pcfg.collection-url != null then pcfg.collection-url else cfg.collection-url;
+  proxyArgs =
+    [
+      "proxy"
+      "--upstream"
+      pcfg.upstream
+      "--collection"
+      (toString proxyCollection)
+      "--quorum"
+      (toString pcfg.quorum)
+      "--listen"
+      pcfg.listen
+      "--on-mismatch"
+      pcfg.onMismatch
+      "--on-collection-error"
+      pcfg.onCollectionError
+    ]
+    ++ lib.concatMap (k: [
+      "--trusted-key"
+      k
+    ]) pcfg.trustedKeys
+    ++ lib.concatMap (g: [
+      "--key-group"
+      "${g}=${lib.concatStringsSep "," pcfg.keyGroups.${g}}"
+    ]) (lib.attrNames pcfg.keyGroups)
+    ++ lib.optional pcfg.dryRun "--dry-run"
+    ++ pcfg.extraArgs;
 
   isAbsolute = p: p != null && lib.hasPrefix "/" p;
   # Whitespace, quotes and backslashes would split or be unquoted by systemd
@@ -411,6 +451,111 @@ in
         '';
       };
     };
+
+    proxy = {
+      enable = lib.mkEnableOption ''
+        `nhc proxy`, a local substituter in front of {option}`upstream` that
+        serves a path only when {option}`quorum` independent builders among
+        {option}`trustedKeys` signed the upstream's NAR hash (their
+        attestations fetched from the collection, their signatures checked
+        locally). It becomes this machine's substituter, and the builders' keys
+        its trusted-public-keys (see {option}`addSubstituter`)'';
+
+      upstream = lib.mkOption {
+        type = lib.types.str;
+        default = "https://cache.nixos.org";
+        description = "The binary cache served through the proxy (`http://` or `https://`).";
+      };
+
+      collection-url = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        example = "https://hash-collection.example.org";
+        description = ''
+          The collection server whose attestations count. Defaults to
+          {option}`services.hash-collection.collection-url`.
+        '';
+      };
+
+      trustedKeys = lib.mkOption {
+        type = lib.types.listOf lib.types.str;
+        default = [ ];
+        example = [ "builder-a-1:qbE9lsMWo66em4mwsvn6w6vOofhcIzcm4ArYTMmCUZs=" ];
+        description = ''
+          Public keys (`name:base64`) of the builders whose signatures count
+          (`nhc proxy --trusted-key`). At least one.
+        '';
+      };
+
+      quorum = lib.mkOption {
+        type = lib.types.ints.positive;
+        default = 2;
+        description = "Independent trusted builders (or key groups) that must have signed the upstream's NAR hash.";
+      };
+
+      keyGroups = lib.mkOption {
+        type = lib.types.attrsOf (lib.types.listOf lib.types.str);
+        default = { };
+        example = { alice = [ "alice-1" "alice-2" ]; };
+        description = ''
+          Key names run by one operator, counted as one builder
+          (`nhc proxy --key-group NAME=KEY,KEY`).
+        '';
+      };
+
+      onMismatch = lib.mkOption {
+        type = lib.types.str;
+        default = "refuse";
+        description = ''
+          `refuse` or `allow` a path that a trusted builder signed with another
+          NAR hash (`nhc proxy --on-mismatch`).
+        '';
+      };
+
+      onCollectionError = lib.mkOption {
+        type = lib.types.str;
+        default = "refuse";
+        description = ''
+          When the collection cannot be reached: `refuse` (404; Nix builds) or
+          `pass` the upstream's narinfo through unchanged.
+        '';
+      };
+
+      dryRun = lib.mkOption {
+        type = lib.types.bool;
+        default = false;
+        description = ''
+          Serve everything the upstream has and only log what would be refused.
+          Paths then carry only the signatures the proxy found, so Nix still
+          needs a key it trusts among them.
+        '';
+      };
+
+      listen = lib.mkOption {
+        type = lib.types.str;
+        default = "127.0.0.1:8090";
+        description = "The address the proxy listens on (`nhc proxy --listen`).";
+      };
+
+      addSubstituter = lib.mkOption {
+        type = lib.types.bool;
+        default = true;
+        description = ''
+          Set `nix.settings.substituters` to the proxy and
+          `nix.settings.trusted-public-keys` to {option}`trustedKeys`. Being
+          definitions at normal priority, they replace NixOS's defaults
+          (cache.nixos.org and its key): Nix then takes from the proxy only
+          what the builders signed. Other definitions are merged in.
+        '';
+      };
+
+      extraArgs = lib.mkOption {
+        type = lib.types.listOf lib.types.str;
+        default = [ ];
+        example = [ "--positive-ttl" "600" ];
+        description = "More `nhc proxy` arguments.";
+      };
+    };
   };
 
   config = lib.mkMerge [
@@ -606,6 +751,50 @@ in
           OnUnitInactiveSec = icfg.interval;
           RandomizedDelaySec = "5min";
           Unit = "hash-collection-import.service";
+        };
+      };
+    })
+    (lib.mkIf pcfg.enable {
+      assertions = [
+        {
+          assertion = proxyCollection != null && builtins.match "https?://.+" proxyCollection != null;
+          message = "services.hash-collection.proxy needs collection-url (or services.hash-collection.collection-url), an http:// or https:// URL.";
+        }
+        {
+          assertion = builtins.match "https?://.+" pcfg.upstream != null;
+          message = "services.hash-collection.proxy.upstream must be an http:// or https:// URL.";
+        }
+        {
+          assertion = pcfg.trustedKeys != [ ] && pcfg.quorum <= lib.length pcfg.trustedKeys;
+          message = "services.hash-collection.proxy: trustedKeys must hold at least quorum keys.";
+        }
+        {
+          assertion = lib.elem pcfg.onMismatch [ "refuse" "allow" ] && lib.elem pcfg.onCollectionError [ "refuse" "pass" ];
+          message = "services.hash-collection.proxy: onMismatch is refuse or allow, onCollectionError refuse or pass.";
+        }
+      ];
+
+      environment.systemPackages = [ cfg.package ];
+
+      nix.settings = lib.mkIf pcfg.addSubstituter {
+        substituters = [ "http://${pcfg.listen}" ];
+        trusted-public-keys = pcfg.trustedKeys;
+      };
+
+      systemd.services.hash-collection-proxy = {
+        description = "nix-hash-collection substituter: serves what a quorum of builders reproduced";
+        documentation = [ "https://github.com/nix-community/nix-hash-collection" ];
+        wantedBy = [ "multi-user.target" ];
+        wants = [ "network-online.target" ];
+        after = [ "network-online.target" ];
+        # nix-daemon asks it for every substitution.
+        before = [ "nix-daemon.service" ];
+        environment.HASH_COLLECTION_CONFIG = "/dev/null";
+        serviceConfig = removeAttrs hardening [ "Nice" "IOSchedulingClass" ] // {
+          ExecStart = lib.escapeShellArgs ([ nhcBin ] ++ map escapeSpecifiers proxyArgs);
+          DynamicUser = true;
+          Restart = "on-failure";
+          RestartSec = "2s";
         };
       };
     })

@@ -55,6 +55,8 @@ let
     concatMapStrings = f: xs: concatStringsSep "" (map f xs);
     attrValues = builtins.attrValues;
     concatMapStringsSep = sep: f: xs: concatStringsSep sep (map f xs);
+    inherit concatStringsSep length;
+    concatMap = builtins.concatMap;
     mapAttrsToList = f: as: map (n: f n as.${n}) (attrNames as);
     genAttrs = names: f: builtins.listToAttrs (map (n: { name = n; value = f n; }) names);
     last = xs: builtins.elemAt xs (length xs - 1);
@@ -89,6 +91,7 @@ let
         s = toString arg;
       in
       if match "[[:alnum:],._+:@%/-]+" s == null then "'${replaceStrings [ "'" ] [ "'\\''" ] s}'" else s;
+    escapeShellArgs = xs: concatStringsSep " " (map escapeShellArg xs);
     getExe' = drv: name: "${drv}/bin/${name}";
     getExe = drv: getExe' drv drv.meta.mainProgram;
     hiPrio = drv: drv // { meta = (drv.meta or { }) // { priority = -10; }; };
@@ -388,6 +391,18 @@ let
     "import.stateDir"
     "import.tokenFile"
     "package"
+    "proxy.addSubstituter"
+    "proxy.collection-url"
+    "proxy.dryRun"
+    "proxy.enable"
+    "proxy.extraArgs"
+    "proxy.keyGroups"
+    "proxy.listen"
+    "proxy.onCollectionError"
+    "proxy.onMismatch"
+    "proxy.quorum"
+    "proxy.trustedKeys"
+    "proxy.upstream"
     "secretKeyFile"
     "spoolDir"
     "tokenFile"
@@ -567,6 +582,39 @@ let
     { c = fails (client { import = { enable = true; concurrency = 0; }; }).cfg; m = "concurrency is positive"; }
   ];
 
+  # ---- client: the proxy substituter ---------------------------------------------
+  proxyOnly = client {
+    proxy = {
+      enable = true;
+      collection-url = "https://h.example.org";
+      trustedKeys = [ key1 key2 ];
+      keyGroups.ops = [ "builder-1-test" "builder-2-test" ];
+      quorum = 1;
+      extraArgs = [ "--positive-ttl" "60%" ];
+    };
+  };
+  proxySvc = proxyOnly.config.systemd.services.hash-collection-proxy;
+  proxyWithHook = client (seed.cfg // {
+    package = pkgs.nix-hash-collection;
+    proxy = { enable = true; trustedKeys = [ key1 key2 ]; dryRun = true; listen = "127.0.0.1:18090"; addSubstituter = false; };
+  });
+  proxyFails = p: (client { proxy = { enable = true; collection-url = "https://h.example.org"; trustedKeys = [ key1 key2 ]; } // p; }).failedAssertions;
+  proxyChecks = checkAll [
+    { c = proxyOnly.failedAssertions == [ ]; m = "proxy-only config fails assertions: ${toString proxyOnly.failedAssertions}"; }
+    { c = has "/bin/nhc proxy --upstream https://cache.nixos.org --collection https://h.example.org --quorum 1 --listen 127.0.0.1:8090 --on-mismatch refuse --on-collection-error refuse --trusted-key '${key1}' --trusted-key '${key2}' --key-group 'ops=builder-1-test,builder-2-test' --positive-ttl 60%%" proxySvc.serviceConfig.ExecStart; m = "proxy command line (% escaped): ${proxySvc.serviceConfig.ExecStart}"; }
+    { c = proxySvc.serviceConfig.DynamicUser && proxySvc.serviceConfig.Restart == "on-failure" && proxySvc.wantedBy == [ "multi-user.target" ] && proxySvc.serviceConfig.NoNewPrivileges && proxySvc.serviceConfig.ProtectSystem == "strict" && !(proxySvc.serviceConfig ? IOSchedulingClass); m = "a long-running, sandboxed service"; }
+    { c = proxySvc.environment.HASH_COLLECTION_CONFIG == "/dev/null"; m = "the proxy reads no config file"; }
+    { c = proxyOnly.config.nix.settings.substituters == [ "http://127.0.0.1:8090" ] && proxyOnly.config.nix.settings.trusted-public-keys == [ key1 key2 ]; m = "added as the substituter, with the builders' keys"; }
+    { c = !(proxyOnly.config.nix.settings ? post-build-hook) && !(proxyOnly.config.systemd.services ? hash-collection-flush); m = "the proxy alone sets no hook"; }
+    { c = proxyWithHook.failedAssertions == [ ] && has "--collection https://hash-collection.example.org " proxyWithHook.config.systemd.services.hash-collection-proxy.serviceConfig.ExecStart; m = "collection-url falls back to the client's"; }
+    { c = has " --dry-run" proxyWithHook.config.systemd.services.hash-collection-proxy.serviceConfig.ExecStart && !(proxyWithHook.config.nix.settings ? substituters) && proxyWithHook.config.nix.settings ? post-build-hook; m = "dry run; addSubstituter = false leaves the substituters alone"; }
+    { c = proxyFails { quorum = 3; } != [ ]; m = "a quorum above the number of keys is refused"; }
+    { c = proxyFails { trustedKeys = [ ]; } != [ ]; m = "no keys is refused"; }
+    { c = proxyFails { onMismatch = "maybe"; } != [ ] && proxyFails { onCollectionError = "ignore"; } != [ ]; m = "unknown policies are refused"; }
+    { c = proxyFails { upstream = "s3://bucket"; } != [ ] && (client { proxy = { enable = true; trustedKeys = [ key1 ]; }; }).failedAssertions != [ ]; m = "bad upstream, no collection"; }
+    { c = fails (client { proxy = { enable = true; quorum = 0; }; }).cfg; m = "quorum 0 is a type error"; }
+  ];
+
   # ---- server -------------------------------------------------------------------
   server = defs: evalModule {
     module = ../server-module.nix;
@@ -702,7 +750,7 @@ let
     { c = all (n: (node n).imports == [ ../module.nix ]) [ "builder1" "builder2" ]; m = "builders import the client module"; }
   ];
 in
-assert clientChecks && importChecks && serverChecks && packageChecks && flakeChecks && testChecks;
+assert clientChecks && importChecks && proxyChecks && serverChecks && packageChecks && flakeChecks && testChecks;
 {
   options = {
     client = seed.options;

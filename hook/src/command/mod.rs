@@ -6,6 +6,7 @@ pub mod hash;
 pub mod import;
 pub mod jobset;
 pub mod keygen;
+pub mod proxy;
 pub mod pubkey;
 pub mod status;
 pub mod submit;

@@ -44,6 +44,13 @@ pub(super) struct FileSettings {
     verbose: Option<Scalar>,
     connect_timeout: Option<Scalar>,
     timeout: Option<Scalar>,
+    proxy_upstream: Option<Scalar>,
+    proxy_trusted_keys: Option<Scalar>,
+    proxy_quorum: Option<Scalar>,
+    proxy_listen: Option<Scalar>,
+    proxy_key_groups: Option<Scalar>,
+    proxy_on_mismatch: Option<Scalar>,
+    proxy_dry_run: Option<Scalar>,
 }
 
 impl FileSettings {
@@ -63,6 +70,13 @@ impl FileSettings {
             "verbose" => &mut self.verbose,
             "connect_timeout" => &mut self.connect_timeout,
             "timeout" => &mut self.timeout,
+            "proxy_upstream" => &mut self.proxy_upstream,
+            "proxy_trusted_keys" => &mut self.proxy_trusted_keys,
+            "proxy_quorum" => &mut self.proxy_quorum,
+            "proxy_listen" => &mut self.proxy_listen,
+            "proxy_key_groups" => &mut self.proxy_key_groups,
+            "proxy_on_mismatch" => &mut self.proxy_on_mismatch,
+            "proxy_dry_run" => &mut self.proxy_dry_run,
             _ => return None,
         };
         slot.take().map(Scalar::into_text).filter(|v| !v.is_empty())
@@ -187,6 +201,13 @@ mod tests {
             verbose: Some(Scalar::Bool(true)),
             connect_timeout: Some(Scalar::Bool(true)),
             timeout: Some(Scalar::Bool(true)),
+            proxy_upstream: Some(Scalar::Bool(true)),
+            proxy_trusted_keys: Some(Scalar::Bool(true)),
+            proxy_quorum: Some(Scalar::Bool(true)),
+            proxy_listen: Some(Scalar::Bool(true)),
+            proxy_key_groups: Some(Scalar::Bool(true)),
+            proxy_on_mismatch: Some(Scalar::Bool(true)),
+            proxy_dry_run: Some(Scalar::Bool(true)),
         };
         let fields: Vec<String> = toml::Table::try_from(&all).unwrap().keys().cloned().collect();
         let mut sorted = keys.clone();

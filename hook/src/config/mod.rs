@@ -264,6 +264,19 @@ pub fn diff_report_only() -> bool {
     ProcessEnv.var(DIFF_REPORT_ONLY.env).and_then(|v| parse_bool(&v)).unwrap_or(false)
 }
 
+/// The `nhc proxy` settings from the environment or the config file, each with where
+/// it came from (the command's flags win over them).
+#[derive(Debug, Default, Clone)]
+pub struct ProxyConfig {
+    pub upstream: Option<(String, Source)>,
+    pub trusted_keys: Option<(String, Source)>,
+    pub quorum: Option<(String, Source)>,
+    pub listen: Option<(String, Source)>,
+    pub key_groups: Option<(String, Source)>,
+    pub on_mismatch: Option<(String, Source)>,
+    pub dry_run: bool,
+}
+
 /// The settings, resolved but not yet loaded (secrets are read on demand, so that
 /// commands that do not need them do not fail without them).
 pub struct Config {
@@ -279,6 +292,8 @@ pub struct Config {
     pub verbose: bool,
     pub connect_timeout: Duration,
     pub timeout: Duration,
+    /// The `nhc proxy` settings, as text (the command parses them).
+    pub proxy: ProxyConfig,
     /// Problems that do not stop anything by themselves (unknown keys, bad values).
     pub warnings: Vec<Warning>,
 }
@@ -299,6 +314,7 @@ impl fmt::Debug for Config {
             .field("verbose", &self.verbose)
             .field("connect_timeout", &self.connect_timeout)
             .field("timeout", &self.timeout)
+            .field("proxy", &self.proxy)
             .field("warnings", &self.warnings)
             .finish()
     }
@@ -398,6 +414,7 @@ impl Config {
         let async_mode = flag(&ASYNC);
         let verify = flag(&VERIFY);
         let verbose = flag(&VERBOSE);
+        let proxy_dry_run = flag(&PROXY_DRY_RUN);
         let mut secs = |s: &Setting, default: Duration| -> Duration {
             match setting(s) {
                 None => default,
@@ -409,6 +426,15 @@ impl Config {
         };
         let connect_timeout = secs(&CONNECT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT);
         let timeout = secs(&TIMEOUT, DEFAULT_TIMEOUT);
+        let proxy = ProxyConfig {
+            upstream: setting(&PROXY_UPSTREAM),
+            trusted_keys: setting(&PROXY_TRUSTED_KEYS),
+            quorum: setting(&PROXY_QUORUM),
+            listen: setting(&PROXY_LISTEN),
+            key_groups: setting(&PROXY_KEY_GROUPS),
+            on_mismatch: setting(&PROXY_ON_MISMATCH),
+            dry_run: proxy_dry_run,
+        };
         let server = setting(&SERVER).map(|(v, src)| (v.trim().trim_end_matches('/').to_owned(), src));
         let server_error = server.as_ref().and_then(|(url, from)| {
             check_server_url(url).err().map(|problem| BadServer { url: redact_url(url), from: from.clone(), problem })
@@ -425,6 +451,7 @@ impl Config {
             verbose,
             connect_timeout,
             timeout: timeout.max(connect_timeout),
+            proxy,
             warnings,
         })
     }

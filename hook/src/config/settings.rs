@@ -118,6 +118,55 @@ pub const VERBOSE: Setting = Setting {
     default: "off",
     meaning: "also report successes on stderr",
 };
+pub const PROXY_UPSTREAM: Setting = Setting {
+    env: "HASH_COLLECTION_PROXY_UPSTREAM",
+    key: Some("proxy_upstream"),
+    kind: Kind::Text,
+    default: "none",
+    meaning: "`nhc proxy --upstream`: the binary cache the proxy serves from (`http://` or `https://`)",
+};
+pub const PROXY_TRUSTED_KEYS: Setting = Setting {
+    env: "HASH_COLLECTION_PROXY_TRUSTED_KEYS",
+    key: Some("proxy_trusted_keys"),
+    kind: Kind::Text,
+    default: "none",
+    meaning: "`nhc proxy --trusted-key`: the builders' public keys `name:base64`, separated by spaces",
+};
+pub const PROXY_QUORUM: Setting = Setting {
+    env: "HASH_COLLECTION_PROXY_QUORUM",
+    key: Some("proxy_quorum"),
+    kind: Kind::Text,
+    default: "none",
+    meaning: "`nhc proxy --quorum`: independent trusted builders that must agree with the upstream",
+};
+pub const PROXY_LISTEN: Setting = Setting {
+    env: "HASH_COLLECTION_PROXY_LISTEN",
+    key: Some("proxy_listen"),
+    kind: Kind::Text,
+    default: "`127.0.0.1:8090`",
+    meaning: "`nhc proxy --listen`: the address the proxy serves on",
+};
+pub const PROXY_KEY_GROUPS: Setting = Setting {
+    env: "HASH_COLLECTION_PROXY_KEY_GROUPS",
+    key: Some("proxy_key_groups"),
+    kind: Kind::Text,
+    default: "none",
+    meaning: "`nhc proxy --key-group`: `GROUP=KEYNAME,KEYNAME` items separated by spaces; keys of one group count once",
+};
+pub const PROXY_ON_MISMATCH: Setting = Setting {
+    env: "HASH_COLLECTION_PROXY_ON_MISMATCH",
+    key: Some("proxy_on_mismatch"),
+    kind: Kind::Text,
+    default: "`refuse`",
+    meaning: "`nhc proxy --on-mismatch`: `refuse` or `allow` a path a trusted builder signed with another hash",
+};
+pub const PROXY_DRY_RUN: Setting = Setting {
+    env: "HASH_COLLECTION_PROXY_DRY_RUN",
+    key: Some("proxy_dry_run"),
+    kind: Kind::Flag,
+    default: "off",
+    meaning: "`nhc proxy --dry-run`: serve everything the upstream has, log what would be refused",
+};
 pub const CONFIG: Setting = Setting {
     env: "HASH_COLLECTION_CONFIG",
     key: None,
@@ -156,6 +205,13 @@ pub const SETTINGS: &[&Setting] = &[
     &CONNECT_TIMEOUT,
     &TIMEOUT,
     &VERBOSE,
+    &PROXY_UPSTREAM,
+    &PROXY_TRUSTED_KEYS,
+    &PROXY_QUORUM,
+    &PROXY_LISTEN,
+    &PROXY_KEY_GROUPS,
+    &PROXY_ON_MISMATCH,
+    &PROXY_DRY_RUN,
     &CONFIG,
     &NIX_DB,
     &DIFF_REPORT_ONLY,
