@@ -343,6 +343,97 @@ pub async fn page(state: &AppState, name: &JobsetName, rev: &Rev, q: PageQuery) 
     })
 }
 
+/// How the web page of an evaluation orders its paths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathOrder {
+    /// As uploaded.
+    Evaluation,
+    /// By name (what follows the hash), then path.
+    Name,
+    /// Worst first: not reproduced, partially, one builder, no builds, reproduced.
+    Status,
+}
+
+/// One filtered, sorted window of an evaluation's paths (the web page's view).
+pub struct EvaluationView {
+    pub evaluation: EvaluationRecord,
+    /// The live summary of every path.
+    pub summary: Summary,
+    /// Paths that pass the filter.
+    pub matching: u64,
+    /// Up to `limit` of them from `offset`, in the order asked.
+    pub items: Vec<EvaluationPathStatus>,
+    /// The evaluation before this one, if any.
+    pub previous: Option<Rev>,
+}
+
+fn status_rank(s: ReproStatus) -> u8 {
+    match s {
+        ReproStatus::NotReproduced => 0,
+        ReproStatus::PartiallyReproduced => 1,
+        ReproStatus::OneBuilder => 2,
+        ReproStatus::NoBuilds => 3,
+        ReproStatus::Reproduced => 4,
+    }
+}
+
+/// The paths of an evaluation filtered by `status` and `q` (a substring of the path),
+/// sorted by `order`, `limit` of them from `offset`. One scan of the evaluation; the
+/// matching paths are held while sorting (bounded by the evaluation's size).
+#[allow(clippy::too_many_arguments)]
+pub async fn view(
+    state: &AppState,
+    name: &JobsetName,
+    rev: &Rev,
+    status: Option<ReproStatus>,
+    q: Option<&str>,
+    order: PathOrder,
+    offset: usize,
+    limit: usize,
+) -> Result<EvaluationView, ApiError> {
+    let (j, e) = find_evaluation(state, name, rev).await?;
+    let mut summary = Summary::default();
+    let mut matching: Vec<EvaluationPathStatus> = Vec::new();
+    let mut count = 0u64;
+    let keep_all = order != PathOrder::Evaluation;
+    scan(state, &e, |s| {
+        summary.add(s.status.status, 1);
+        let wanted = status.is_none_or(|st| st == s.status.status) && q.is_none_or(|t| s.path.as_str().contains(t));
+        if wanted {
+            count += 1;
+            // In upload order only the window is kept.
+            if keep_all || (count as usize > offset && matching.len() < limit) {
+                matching.push(EvaluationPathStatus {
+                    path: s.path,
+                    drv_path: s.drv_path,
+                    output_name: s.output_name,
+                    status: s.status.status,
+                    builders: s.status.builders as u64,
+                    distinct_hashes: s.status.distinct_hashes as u64,
+                });
+            }
+        }
+        true
+    })
+    .await?;
+    let items = match order {
+        PathOrder::Evaluation => matching,
+        PathOrder::Name | PathOrder::Status => {
+            if order == PathOrder::Name {
+                matching.sort_by(|a, b| (a.path.name(), &a.path).cmp(&(b.path.name(), &b.path)));
+            } else {
+                // Stable: upload order within a status.
+                matching.sort_by_key(|i| status_rank(i.status));
+            }
+            matching.into_iter().skip(offset).take(limit).collect()
+        }
+    };
+    // The history is newest first: the evaluation after this one in it is the previous.
+    let history = state.store.evaluations(j.id, MAX_HISTORY).await?;
+    let previous = history.iter().position(|h| h.id == e.id).and_then(|i| history.get(i + 1)).map(|h| h.rev.clone());
+    Ok(EvaluationView { evaluation: e, summary, matching: count, items, previous })
+}
+
 async fn statuses(state: &AppState, e: &EvaluationRecord) -> Result<Vec<(StorePath, ReproStatus)>, ApiError> {
     let mut out = Vec::with_capacity(e.paths as usize);
     scan(state, e, |s| {
