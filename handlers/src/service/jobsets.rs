@@ -356,6 +356,8 @@ pub enum PathOrder {
 
 /// One filtered, sorted window of an evaluation's paths (the web page's view).
 pub struct EvaluationView {
+    /// The jobset's description.
+    pub description: String,
     pub evaluation: EvaluationRecord,
     /// The live summary of every path.
     pub summary: Summary,
@@ -431,7 +433,7 @@ pub async fn view(
     // The history is newest first: the evaluation after this one in it is the previous.
     let history = state.store.evaluations(j.id, MAX_HISTORY).await?;
     let previous = history.iter().position(|h| h.id == e.id).and_then(|i| history.get(i + 1)).map(|h| h.rev.clone());
-    Ok(EvaluationView { evaluation: e, summary, matching: count, items, previous })
+    Ok(EvaluationView { description: j.description, evaluation: e, summary, matching: count, items, previous })
 }
 
 async fn statuses(state: &AppState, e: &EvaluationRecord) -> Result<Vec<(StorePath, ReproStatus)>, ApiError> {

@@ -75,8 +75,9 @@ pub(crate) async fn builder(
     }
     let record = state.store.list_builders().await?.into_iter().find(|b| b.name == name);
     let mut rows = state.store.builder_attestations(&name, cursor.as_ref(), BUILDER_PAGE + 1).await?;
-    let next =
-        page::cut(&mut rows, BUILDER_PAGE, |r| page::encode_cursor(r.submitted_at, r.output_path.basename(), &r.nar_hash));
+    let next = page::cut(&mut rows, BUILDER_PAGE, |r| {
+        page::encode_cursor(r.submitted_at, r.output_path.basename(), &r.nar_hash)
+    });
     // What the other builders reported for the paths of this page.
     let paths: Vec<StorePath> =
         rows.iter().map(|r| r.output_path.clone()).collect::<HashSet<_>>().into_iter().collect();

@@ -97,7 +97,9 @@ impl EvalParams {
             None | Some("") => None,
             Some(t) if t.len() <= MAX_QUERY_TEXT && !t.chars().any(char::is_control) => Some(t.to_owned()),
             Some(_) => {
-                return Err(WebError::BadRequest(format!("search: at most {MAX_QUERY_TEXT} bytes, no control characters")))
+                return Err(WebError::BadRequest(format!(
+                    "search: at most {MAX_QUERY_TEXT} bytes, no control characters"
+                )))
             }
         };
         let sort = match q.sort.as_deref() {
@@ -156,7 +158,7 @@ pub(crate) async fn evaluation(
     let offset = (params.page - 1) * EVAL_PAGE;
     let view =
         service::view(&state, &name, &rev, params.status, params.q.as_deref(), params.sort, offset, EVAL_PAGE).await?;
-    let detail_desc = service::find(&state, &name).await?.description;
+    let detail_desc = &view.description;
     let diff = match &view.previous {
         Some(prev) => Some((prev.clone(), service::diff(&state, &name, &rev, prev).await?)),
         None => None,

@@ -65,7 +65,10 @@ async fn script() -> Response {
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
     (
-        [(CONTENT_TYPE, HeaderValue::from_static(content_type)), (CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"))],
+        [
+            (CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600")),
+        ],
         body,
     )
         .into_response()

@@ -95,15 +95,15 @@ pub(crate) async fn output(
     let mut groups: Vec<(NarHash, BTreeSet<BuilderName>)> = by_hash.into_iter().collect();
     groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
     let mut rows = state.store.attestations_of_path(&path, cursor.as_ref(), OUTPUT_PAGE + 1).await?;
-    let next = page::cut(&mut rows, OUTPUT_PAGE, |r| page::encode_cursor(r.submitted_at, r.builder.as_str(), &r.nar_hash));
+    let next =
+        page::cut(&mut rows, OUTPUT_PAGE, |r| page::encode_cursor(r.submitted_at, r.builder.as_str(), &r.nar_hash));
     let keys: HashMap<BuilderName, Vec<PublicKey>> =
         state.store.list_builders().await?.into_iter().map(|b| (b.name, b.public_keys)).collect();
     let now = state.now();
     let drv = rows.iter().find_map(|r| r.drv_path.clone());
     let first_of = |h: &NarHash| rows.iter().find(|r| &r.nar_hash == h);
     let majority: Vec<&BuilderName> = groups.first().map(|g| g.1.iter().collect()).unwrap_or_default();
-    let trusted: Vec<String> =
-        majority.iter().filter_map(|b| keys.get(*b)).flatten().map(|k| k.to_string()).collect();
+    let trusted: Vec<String> = majority.iter().filter_map(|b| keys.get(*b)).flatten().map(|k| k.to_string()).collect();
     let origin = origin(&headers);
     let content = html! {
         p.crumbs { "Output" }

@@ -111,4 +111,3 @@ pub(crate) async fn page(State(state): State<AppState>, q: Result<Query<SearchQu
     };
     ok(layout("Search", content))
 }
-

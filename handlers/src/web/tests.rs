@@ -84,7 +84,8 @@ fn charts_are_well_formed_svg() {
 fn pages_are_routed_but_not_documented() {
     let _ = crate::api::router_for_tests();
     let doc = crate::api::openapi().to_json().unwrap();
-    for page in ["\"/\"", "\"/outputs/{basename}\"", "\"/jobsets/{name}/{rev}\"", "\"/builders/{name}\"", "\"/search\""] {
+    for page in ["\"/\"", "\"/outputs/{basename}\"", "\"/jobsets/{name}/{rev}\"", "\"/builders/{name}\"", "\"/search\""]
+    {
         assert!(!doc.contains(&format!("{page}:")), "{page} is in the API document");
     }
 }
