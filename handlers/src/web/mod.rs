@@ -35,6 +35,9 @@ use crate::state::AppState;
 
 pub(crate) const STYLE: &str = include_str!("style.css");
 pub(crate) const SCRIPT: &str = include_str!("app.js");
+/// The tab icon: two equal halves (a reproduced build).
+const ICON: &str = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 16 16\">\
+<rect width=\"16\" height=\"16\" rx=\"3\" fill=\"#1a7f37\"/><path d=\"M4 8h8M8 4v8\" stroke=\"#fff\" stroke-width=\"2\"/></svg>";
 
 /// What every HTML answer carries: no inline script, nothing from another origin.
 const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; \
@@ -46,6 +49,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/", get(home::page))
         .route("/static/style.css", get(style))
         .route("/static/app.js", get(script))
+        .route("/static/icon.svg", get(icon))
         .route("/search", get(search::page))
         .route("/outputs/{basename}", get(outputs::output))
         .route("/derivations/{drv}", get(outputs::derivation))
@@ -57,6 +61,10 @@ pub(crate) fn routes() -> Router<AppState> {
 
 async fn style() -> Response {
     asset("text/css; charset=utf-8", STYLE)
+}
+
+async fn icon() -> Response {
+    asset("image/svg+xml", ICON)
 }
 
 async fn script() -> Response {
@@ -158,6 +166,7 @@ pub(crate) fn layout(title: &str, content: Markup) -> Markup {
                 meta name="color-scheme" content="light dark";
                 title { (title) " · nix-hash-collection" }
                 link rel="stylesheet" href="/static/style.css";
+                link rel="icon" href="/static/icon.svg" type="image/svg+xml";
                 script src="/static/app.js" defer {}
             }
             body {
