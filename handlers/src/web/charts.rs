@@ -13,7 +13,17 @@ const STACK: [ReproStatus; 5] = ReproStatus::ALL;
 /// One evaluation's summary as a horizontal stacked bar, with a legend.
 pub(crate) fn summary_bar(s: &Summary) -> Markup {
     let total = s.total();
+    // (status, count, x, width) of each segment, left to right.
+    let mut segments = Vec::new();
     let mut x = 0f64;
+    for st in STACK {
+        let n = s.count(st);
+        if n > 0 && total > 0 {
+            let w = n as f64 * 1000.0 / total as f64;
+            segments.push((st, n, x, w));
+            x += w;
+        }
+    }
     html! {
         figure.summary {
             svg.bar viewBox="0 0 1000 28" preserveAspectRatio="none" role="img" aria-label={ "Share of each status among " (thousands(total)) " paths" } {
@@ -21,14 +31,9 @@ pub(crate) fn summary_bar(s: &Summary) -> Markup {
                 @if total == 0 {
                     rect class="f-no_builds" x="0" y="0" width="1000" height="28" {}
                 }
-                @for st in STACK {
-                    @let n = s.count(st);
-                    @if n > 0 && total > 0 {
-                        @let w = n as f64 * 1000.0 / total as f64;
-                        rect class={ "f-" (st.as_str()) } x=(fmt(x)) y="0" width=(fmt(w)) height="28" {
-                            title { (status_label(st)) ": " (thousands(n)) " (" (percent(n, total)) ")" }
-                        }
-                        @let _ = { x += w; };
+                @for (st, n, x, w) in &segments {
+                    rect class={ "f-" (st.as_str()) } x=(fmt(*x)) y="0" width=(fmt(*w)) height="28" {
+                        title { (status_label(*st)) ": " (thousands(*n)) " (" (percent(*n, total)) ")" }
                     }
                 }
             }
@@ -73,16 +78,10 @@ pub(crate) fn trend(points: &[(String, Summary)]) -> Markup {
             @for (i, (rev, s)) in points.iter().enumerate() {
                 @let total = s.total();
                 @let x = LEFT + i as f64 * col + gap / 2.0;
-                @let mut y = H;
                 g {
                     title { (rev) ": " (percent(s.reproduced, total)) " reproduced of " (thousands(total)) " paths" }
-                    @for st in STACK {
-                        @let n = s.count(st);
-                        @if n > 0 {
-                            @let h = H * n as f64 / total as f64;
-                            @let _ = { y -= h; };
-                            rect class={ "f-" (st.as_str()) } x=(fmt(x)) y=(fmt(y)) width=(fmt(col - gap)) height=(fmt(h)) {}
-                        }
+                    @for (st, y, h) in column(s, H) {
+                        rect class={ "f-" (st.as_str()) } x=(fmt(x)) y=(fmt(y)) width=(fmt(col - gap)) height=(fmt(h)) {}
                     }
                 }
             }
@@ -90,6 +89,22 @@ pub(crate) fn trend(points: &[(String, Summary)]) -> Markup {
             text.axis x=(W) y=(H + 16.0) text-anchor="end" { "newest" }
         }
     }
+}
+
+/// The stacked segments (status, top, height) of one column of height `height`.
+fn column(s: &Summary, height: f64) -> Vec<(ReproStatus, f64, f64)> {
+    let total = s.total();
+    let mut y = height;
+    let mut out = Vec::new();
+    for st in STACK {
+        let n = s.count(st);
+        if n > 0 && total > 0 {
+            let h = height * n as f64 / total as f64;
+            y -= h;
+            out.push((st, y, h));
+        }
+    }
+    out
 }
 
 /// A small line of the reproduced share over evaluations, oldest left.

@@ -35,7 +35,7 @@ pub(crate) async fn jobset(State(state): State<AppState>, p: Result<Path<String>
     let detail = service::detail(&state, &name).await?;
     let shown: Vec<_> = detail.evaluations.iter().take(HISTORY_SHOWN).collect();
     let points: Vec<(String, nhc_core::Summary)> =
-        shown.iter().rev().map(|e| (e.rev.as_str().to_owned(), e.summary.clone())).collect();
+        shown.iter().rev().map(|e| (e.rev.as_str().to_owned(), e.summary)).collect();
     let content = html! {
         p.crumbs { a href="/" { "Jobsets" } }
         h1 { (name.as_str()) }

@@ -93,7 +93,7 @@ pub(crate) async fn output(
         by_hash.entry(v.nar_hash).or_default().insert(v.builder.clone());
     }
     let mut groups: Vec<(NarHash, BTreeSet<BuilderName>)> = by_hash.into_iter().collect();
-    groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
+    groups.sort_by_key(|g| std::cmp::Reverse(g.1.len()));
     let mut rows = state.store.attestations_of_path(&path, cursor.as_ref(), OUTPUT_PAGE + 1).await?;
     let next =
         page::cut(&mut rows, OUTPUT_PAGE, |r| page::encode_cursor(r.submitted_at, r.builder.as_str(), &r.nar_hash));

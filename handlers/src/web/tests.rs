@@ -66,7 +66,7 @@ fn charts_are_well_formed_svg() {
     assert!(bar.contains("reproduced: <strong>3</strong> (30.0%)"), "{bar}");
     let empty = charts::summary_bar(&Summary::default()).into_string();
     assert_eq!(empty.matches("<rect").count(), 1, "{empty}");
-    let points: Vec<(String, Summary)> = (0..3).map(|i| (format!("r{i}"), s.clone())).collect();
+    let points: Vec<(String, Summary)> = (0..3).map(|i| (format!("r{i}"), s)).collect();
     let trend = charts::trend(&points).into_string();
     assert_eq!(trend.matches("<g>").count(), 3, "{trend}");
     assert_eq!(trend.matches("<rect").count(), trend.matches("</rect>").count());
