@@ -61,6 +61,10 @@ scripts/conformance adapters/server/dev.sh
 step "conformance: nhc-server on PostgreSQL (a fresh database)"
 DATABASE_URL=$(scripts/ensure-postgres) scripts/conformance adapters/server/dev.sh
 
+step "the web pages in headless Chromium against nhc-server on SQLite and PostgreSQL (scripts/browser-test)"
+scripts/browser-test
+DATABASE_URL=$(scripts/ensure-postgres) NHC_SCREENSHOTS=target/screenshots-postgres scripts/browser-test
+
 step "conformance: the Worker in workerd (wrangler dev --local) with a local D1"
 scripts/conformance adapters/worker/dev.sh
 

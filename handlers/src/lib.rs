@@ -11,6 +11,7 @@ mod extract;
 mod offload;
 pub mod service;
 mod state;
+mod web;
 
 pub use api::{openapi, router};
 pub use error::ApiError;

@@ -105,6 +105,10 @@ async fn narinfo_by_consensus(
     State(state): State<AppState>,
     PathParams(file): PathParams<String>,
 ) -> Result<Response, ApiError> {
+    if !file.ends_with(".narinfo") {
+        // Not a binary-cache file: an unknown page, answered as HTML.
+        return Ok(crate::web::not_found_page());
+    }
     let hash = narinfo_hash(&file)?;
     let rows = state.store.attestations_by_hash_part(hash, None).await?;
     let (winner, sigs) = consensus(&rows).ok_or_else(|| ApiError::NotFound(format!("nobody attested {hash}")))?;
@@ -135,6 +139,10 @@ async fn narinfo_of_builder(
     PathBuilder(name): PathBuilder,
     PathParams(NarinfoFile { file }): PathParams<NarinfoFile>,
 ) -> Result<Response, ApiError> {
+    if !file.ends_with(".narinfo") {
+        // Not a binary-cache file: an unknown page, answered as HTML.
+        return Ok(crate::web::not_found_page());
+    }
     let hash = narinfo_hash(&file)?;
     let rows = state.store.attestations_by_hash_part(hash, Some(&name)).await?;
     let latest = rows

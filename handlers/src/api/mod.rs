@@ -8,7 +8,7 @@ mod jobsets;
 mod me;
 mod openapi;
 mod outputs;
-mod page;
+pub(crate) mod page;
 mod status;
 mod submit;
 
@@ -48,7 +48,11 @@ fn api() -> OpenApiRouter<AppState> {
 /// The routes and the document, built once per process (the Worker builds a router
 /// per request).
 struct Built {
+    /// The documented routes (what `/openapi.json` describes; the OpenAPI test reads them).
+    #[cfg_attr(not(test), allow(dead_code))]
     routes: Router<AppState>,
+    /// Those and the web pages, which are not part of the API document (`crate::web`).
+    all: Router<AppState>,
     /// The OpenAPI document as JSON, or why it could not be serialized.
     doc: Result<String, String>,
 }
@@ -57,8 +61,18 @@ fn built() -> &'static Built {
     static BUILT: OnceLock<Built> = OnceLock::new();
     BUILT.get_or_init(|| {
         let (routes, doc) = api().split_for_parts();
-        Built { routes, doc: doc.to_json().map_err(|e| format!("serializing the OpenAPI document: {e}")) }
+        // `merge` panics on a path both define: a page can never shadow an API route
+        // (the router tests build this).
+        let all = routes.clone().merge(crate::web::routes());
+        Built { routes, all, doc: doc.to_json().map_err(|e| format!("serializing the OpenAPI document: {e}")) }
     })
+}
+
+/// The documented routes with the pages merged (building it checks that no page
+/// shadows an API route).
+#[cfg(test)]
+pub(crate) fn router_for_tests() -> Router<AppState> {
+    built().all.clone()
 }
 
 /// The OpenAPI 3.1 document of [`router`], as served at `GET /openapi.json`.
@@ -66,10 +80,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api().into_openapi()
 }
 
-/// The whole API. GET routes answer HEAD too (axum drops the body).
+/// The whole API and the web pages. GET routes answer HEAD too (axum drops the body).
 pub fn router(state: AppState) -> Router {
     built()
-        .routes
+        .all
         .clone()
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -99,8 +113,19 @@ async fn health(State(state): State<AppState>) -> Result<Json<serde_json::Value>
     Ok(Json(json!({"status": "ok"})))
 }
 
-async fn not_found() -> ApiError {
-    ApiError::NotFound("no such route".into())
+/// An unknown route: JSON under `/v1/` (and for API clients that ask for JSON),
+/// else the HTML 404 page (DESIGN.md, "Web pages").
+async fn not_found(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let wants_json = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("application/json") && !a.contains("text/html"));
+    if uri.path().starts_with("/v1/") || uri.path() == "/v1" || wants_json {
+        ApiError::NotFound("no such route".into()).into_response()
+    } else {
+        crate::web::not_found_page()
+    }
 }
 
 async fn method_not_allowed() -> ApiError {

@@ -56,7 +56,7 @@ pub(crate) fn encode_cursor(submitted_at: i64, key: &str, nar_hash: &NarHash) ->
     URL_SAFE_NO_PAD.encode(format!("{submitted_at}|{key}|{}", nar_hash.to_nix32()))
 }
 
-fn decode_cursor<K>(s: &str, key: impl FnOnce(&str) -> Option<K>) -> Option<(i64, K, NarHash)> {
+pub(crate) fn decode_cursor<K>(s: &str, key: impl FnOnce(&str) -> Option<K>) -> Option<(i64, K, NarHash)> {
     let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(s).ok()?).ok()?;
     let mut parts = raw.splitn(3, '|');
     let submitted_at = parts.next()?.parse().ok()?;

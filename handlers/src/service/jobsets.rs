@@ -14,7 +14,7 @@ use nhc_core::{BuilderName, JobsetName, ReproStatus, Rev, StatusSummary, StorePa
 use nhc_jobset::query::encode_cursor;
 use nhc_jobset::{PageQuery, Upload};
 use nhc_storage::{
-    status_mask, EvaluationItemRow, EvaluationRecord, ItemQuery, JobsetRecord, NewEvaluation, NewEvaluationItem,
+    status_bit, status_mask, EvaluationItemRow, EvaluationRecord, ItemQuery, JobsetRecord, NewEvaluation, NewEvaluationItem,
     NewToken, PutOutcome, VoteCounts, ALL_STATUSES,
 };
 use sha2::{Digest, Sha256};
@@ -366,6 +366,130 @@ pub async fn page(state: &AppState, name: &JobsetName, rev: &Rev, q: PageQuery) 
         items: rows.into_iter().map(path_status).collect(),
         next_cursor: next.map(encode_cursor),
     })
+}
+
+/// How the web page of an evaluation orders its paths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathOrder {
+    /// As uploaded.
+    Evaluation,
+    /// By name (what follows the hash), then path.
+    Name,
+    /// Worst first: not reproduced, partially, one builder, no builds, reproduced.
+    Status,
+}
+
+/// One filtered, sorted window of an evaluation's paths (the web page's view).
+pub struct EvaluationView {
+    /// The jobset's description.
+    pub description: String,
+    pub evaluation: EvaluationRecord,
+    /// The live summary of every path.
+    pub summary: Summary,
+    /// Paths that pass the filter.
+    pub matching: u64,
+    /// Up to `limit` of them from `offset`, in the order asked.
+    pub items: Vec<EvaluationPathStatus>,
+    /// The evaluation before this one, if any.
+    pub previous: Option<Rev>,
+}
+
+fn status_rank(s: ReproStatus) -> u8 {
+    match s {
+        ReproStatus::NotReproduced => 0,
+        ReproStatus::PartiallyReproduced => 1,
+        ReproStatus::OneBuilder => 2,
+        ReproStatus::NoBuilds => 3,
+        ReproStatus::Reproduced => 4,
+    }
+}
+
+/// Calls `f` with every item of `e` that `statuses` and `text` select, in upload
+/// order, reading the evaluation in windows of [`CHUNK`] positions.
+async fn for_each_item(
+    state: &AppState,
+    e: &EvaluationRecord,
+    statuses: u8,
+    text: Option<&str>,
+    mut f: impl FnMut(EvaluationItemRow),
+) -> Result<(), ApiError> {
+    let mut from = 0;
+    while from < e.paths {
+        let to = (from + CHUNK).min(e.paths);
+        let limit = u32::try_from(to - from).unwrap_or(u32::MAX);
+        let query = ItemQuery { evaluation_id: e.id, from, to, statuses, text, not_by: None, limit };
+        for row in state.store.evaluation_items(&query).await? {
+            f(row);
+        }
+        from = to;
+    }
+    Ok(())
+}
+
+/// The paths of an evaluation filtered by `status` and `q` (a substring of the path),
+/// sorted by `order`, `limit` of them from `offset`. Unfiltered in upload order it
+/// reads only the window; otherwise one filtered scan of the evaluation (the matching
+/// paths are held while sorting, bounded by the evaluation's size).
+#[allow(clippy::too_many_arguments)]
+pub async fn view(
+    state: &AppState,
+    name: &JobsetName,
+    rev: &Rev,
+    status: Option<ReproStatus>,
+    q: Option<&str>,
+    order: PathOrder,
+    offset: usize,
+    limit: usize,
+) -> Result<EvaluationView, ApiError> {
+    let (j, e) = find_evaluation(state, name, rev).await?;
+    let (summary, _) = live_summary(state, &e).await?;
+    let mask = status.map_or(ALL_STATUSES, status_bit);
+    let q = q.filter(|t| !t.is_empty());
+    let mut matching: Vec<EvaluationPathStatus> = Vec::new();
+    let mut count = 0u64;
+    if order == PathOrder::Evaluation && mask == ALL_STATUSES && q.is_none() {
+        count = e.paths;
+        let from = offset as u64;
+        let to = from.saturating_add(limit as u64).min(e.paths);
+        if from < to {
+            let query = ItemQuery {
+                evaluation_id: e.id,
+                from,
+                to,
+                statuses: ALL_STATUSES,
+                text: None,
+                not_by: None,
+                limit: u32::try_from(limit).unwrap_or(u32::MAX),
+            };
+            matching = state.store.evaluation_items(&query).await?.into_iter().map(path_status).collect();
+        }
+    } else {
+        let keep_all = order != PathOrder::Evaluation;
+        for_each_item(state, &e, mask, q, |row| {
+            count += 1;
+            // In upload order only the window is kept.
+            if keep_all || (count as usize > offset && matching.len() < limit) {
+                matching.push(path_status(row));
+            }
+        })
+        .await?;
+    }
+    let items = match order {
+        PathOrder::Evaluation => matching,
+        PathOrder::Name | PathOrder::Status => {
+            if order == PathOrder::Name {
+                matching.sort_by(|a, b| (a.path.name(), &a.path).cmp(&(b.path.name(), &b.path)));
+            } else {
+                // Stable: upload order within a status.
+                matching.sort_by_key(|i| status_rank(i.status));
+            }
+            matching.into_iter().skip(offset).take(limit).collect()
+        }
+    };
+    // The history is newest first: the evaluation after this one in it is the previous.
+    let history = state.store.evaluations(j.id, MAX_HISTORY).await?;
+    let previous = history.iter().position(|h| h.id == e.id).and_then(|i| history.get(i + 1)).map(|h| h.rev.clone());
+    Ok(EvaluationView { description: j.description, evaluation: e, summary, matching: count, items, previous })
 }
 
 /// The paths of `e` that `other` does not hold, with their live statuses.

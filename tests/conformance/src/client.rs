@@ -25,6 +25,8 @@ pub struct Resp {
     pub status: u16,
     pub content_type: String,
     pub nosniff: bool,
+    /// The Content-Security-Policy header, empty when absent.
+    pub csp: String,
     pub body: String,
 }
 
@@ -100,6 +102,8 @@ impl Ctx {
         let status = r.status().as_u16();
         let content_type = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         let nosniff = r.headers().get("x-content-type-options").is_some_and(|v| v.as_bytes() == b"nosniff");
+        let csp =
+            r.headers().get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         let body = r
             .body_mut()
             .with_config()
@@ -109,7 +113,7 @@ impl Ctx {
         if status >= 500 && status != 503 {
             return Err(format!("{what}: server error {status}: {body}").into());
         }
-        Ok(Resp { status, content_type, nosniff, body })
+        Ok(Resp { status, content_type, nosniff, csp, body })
     }
 
     pub fn get(&self, path: &str) -> Result<Resp, Failed> {
@@ -258,7 +262,8 @@ impl Ctx {
         }
         let body = String::from_utf8_lossy(&raw).into_owned();
         let nosniff = header("x-content-type-options").is_some_and(|v| v == "nosniff");
-        Ok(Resp { status, content_type, nosniff, body })
+        let csp = header("content-security-policy").unwrap_or_default().to_owned();
+        Ok(Resp { status, content_type, nosniff, csp, body })
     }
 
     pub fn admin_post(&self, path: &str, body: &Value) -> Result<Resp, Failed> {

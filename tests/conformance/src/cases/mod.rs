@@ -13,6 +13,7 @@ mod openapi;
 mod pagination;
 mod queries;
 mod submit;
+mod web;
 
 use crate::client::Ctx;
 use crate::TestResult;
@@ -31,6 +32,11 @@ pub fn all() -> Vec<(&'static str, Case)> {
     cases![
         basics::health_answers_ok,
         basics::unknown_routes_are_json_404,
+        web::pages_are_html_with_a_policy,
+        web::unknown_pages_are_html_404_and_v1_stays_json,
+        web::hostile_text_is_shown_as_text,
+        web::evaluation_pages_filter_and_stay_bounded,
+        web::output_derivation_and_builder_pages,
         basics::wrong_methods_are_json_405,
         basics::head_works_on_get_routes,
         basics::cache_info_is_served,
