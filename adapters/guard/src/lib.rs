@@ -281,10 +281,7 @@ mod tests {
     }
 
     fn status(paths: usize, ip: &str, hold: bool) -> Request {
-        let body = format!(
-            "{{\"paths\":[{}]}}",
-            vec![format!("\"/nix/store/{}-x\"", "a".repeat(32)); paths].join(",")
-        );
+        let body = format!("{{\"paths\":[{}]}}", vec![format!("\"/nix/store/{}-x\"", "a".repeat(32)); paths].join(","));
         let mut req = http::Request::post("/v1/status")
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::CONTENT_LENGTH, body.len())

@@ -241,10 +241,8 @@ fn route_class_over_its_limit_is_shed_with_retry_after() {
 #[test]
 fn anonymous_body_bytes_are_bounded() {
     // Both bodies are bulk (small status bodies are outside the budget).
-    let server = start(
-        &["--anonymous-body-bytes", "100000", "--queue-timeout-ms", "50", "--status-small-bytes", "1000"],
-        None,
-    );
+    let server =
+        start(&["--anonymous-body-bytes", "100000", "--queue-timeout-ms", "50", "--status-small-bytes", "1000"], None);
     let _holding = slow_status(server.addr, 90_000);
     std::thread::sleep(Duration::from_millis(300));
     let mut s = slow_status(server.addr, 20_000);

@@ -6,8 +6,8 @@ use std::str::FromStr;
 
 use nhc_core::StorePath;
 use nhc_sql::SQLITE;
-use nhc_storage::{Storage, VoteCounts};
 use nhc_sqlx_store::StoreOptions;
+use nhc_storage::{Storage, VoteCounts};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, Row, SqliteConnection};
 
