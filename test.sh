@@ -48,9 +48,10 @@ cargo build --locked -p nhc-conformance -p nhc-server
 step "crash tests: nhc-server killed under concurrent submits (SQLite, PostgreSQL); the spool and nhc flush killed (scripts/resilience)"
 scripts/resilience
 
-# The soak (bench/soak.sh, BENCHMARKS.md) fails against today's server: the idle sockets
-# exhaust its file descriptors, /health stops answering and submits get 500 (issue 10).
-# Once the listener limits are in, a short variant belongs here:
+# The soak (bench/soak.sh, BENCHMARKS.md "Soak") is not a step: on a shared 2-core machine
+# its /health p99 < 50 ms bound fails on load, not on the server (10-minute release runs:
+# no errors for well-behaved clients, /health p99 0.2-1.1 s; see BENCHMARKS.md for why).
+# On a dedicated CI machine a short variant would be:
 # step "soak: 45 s of mixed and hostile load (bench/soak.sh)"
 # cargo build --locked -p nhc-bench && NHC_SERVER_BIN=<target>/debug/nhc-server NHC_BENCH_BIN=<target>/debug/nhc-bench bench/soak.sh --seconds 45
 

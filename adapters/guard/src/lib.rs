@@ -21,7 +21,7 @@ use axum::Router;
 use http::{header, HeaderValue, StatusCode};
 use tracing::Instrument;
 
-pub use class::{classify, RouteClass};
+pub use class::{classify, classify_request, RouteClass};
 pub use metrics::Metrics;
 pub use rate::{RateConfig, RateLimiter};
 pub use request_id::RequestId;
@@ -32,6 +32,11 @@ pub use shed::{ShedConfig, Shedder};
 const MAX_REWRITTEN_BODY: usize = 16 * 1024;
 /// Request paths in log lines are cut to this many bytes.
 const MAX_LOGGED_PATH: usize = 200;
+
+/// The client's IP address, put in the request's extensions by a listener that knows
+/// it (nhc-server); the status classes' per-IP share applies when it is there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub std::net::IpAddr);
 
 #[derive(Debug, Clone, Default)]
 pub struct GuardConfig {
@@ -62,6 +67,10 @@ impl Guard {
         &self.metrics
     }
 
+    fn classify(&self, req: &Request) -> RouteClass {
+        classify_request(req.method(), req.uri().path(), req.headers(), self.shedder.status_small_bytes())
+    }
+
     /// `router` behind the limits, behind the request id, logging and metrics (so
     /// shed and limited answers are counted and carry a request id too).
     pub fn wrap(self: &Arc<Self>, router: Router) -> Router {
@@ -86,7 +95,7 @@ impl Drop for InFlight<'_> {
 }
 
 async fn observe(State(guard): State<Arc<Guard>>, mut req: Request, next: Next) -> Response {
-    let class = classify(req.method(), req.uri().path());
+    let class = guard.classify(&req);
     let id = request_id::from_header(req.headers().get(request_id::HEADER));
     if let Ok(v) = HeaderValue::from_str(&id.0) {
         req.headers_mut().insert(request_id::HEADER, v);
@@ -120,10 +129,11 @@ async fn observe(State(guard): State<Arc<Guard>>, mut req: Request, next: Next) 
 }
 
 async fn limit(State(guard): State<Arc<Guard>>, req: Request, next: Next) -> Response {
-    let class = classify(req.method(), req.uri().path());
+    let class = guard.classify(&req);
+    let ip = req.extensions().get::<ClientIp>().map(|c| c.0);
     if class == RouteClass::Health {
         // Health checks never wait behind a builder's bucket or the body budget.
-        return match guard.shedder.admit(class, 0).await {
+        return match guard.shedder.admit(class, 0, None).await {
             Ok(_admission) => next.run(req).await,
             Err(shed) => shed_response(&guard, class, shed),
         };
@@ -142,8 +152,12 @@ async fn limit(State(guard): State<Arc<Guard>>, req: Request, next: Next) -> Res
             );
         }
     }
-    let reserve = if token.is_none() { shed::body_reservation(req.method(), req.headers()) } else { 0 };
-    let admission = match guard.shedder.admit(class, reserve).await {
+    let reserve = if token.is_none() && !guard.shedder.outside_body_budget(class) {
+        shed::body_reservation(req.method(), req.headers())
+    } else {
+        0
+    };
+    let admission = match guard.shedder.admit(class, reserve, ip).await {
         Ok(a) => a,
         Err(shed) => return shed_response(&guard, class, shed),
     };
@@ -158,12 +172,13 @@ fn shed_response(guard: &Guard, class: RouteClass, shed: shed::Shed) -> Response
     guard.metrics.shed(class, shed.as_str());
     let secs = guard.shedder.retry_after_secs().max(1);
     tracing::debug!(class = class.as_str(), reason = shed.as_str(), "shed");
-    error_response(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "overloaded",
-        &format!("the server is busy with {} requests; retry after {secs} s", class.as_str()),
-        secs,
-    )
+    let message = match shed {
+        shed::Shed::PerIp => {
+            format!("this address has its share of {} requests in flight; retry after {secs} s", class.as_str())
+        }
+        _ => format!("the server is busy with {} requests; retry after {secs} s", class.as_str()),
+    };
+    error_response(StatusCode::SERVICE_UNAVAILABLE, "overloaded", &message, secs)
 }
 
 /// A JSON error body in the handlers' shape, `{"error", "message"}`.
@@ -235,4 +250,104 @@ fn floor_char_boundary(s: &str, max: usize) -> usize {
 /// A `Retry-After` wait, whole seconds, at least one.
 pub fn retry_after_secs(wait: Duration) -> u64 {
     wait.as_secs_f64().ceil().max(1.0) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use axum::routing::post;
+    use tokio::sync::watch;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// A router whose status handler holds requests marked `x-hold` until released.
+    fn app(config: ShedConfig, release: watch::Receiver<bool>) -> Router {
+        let router = Router::new().route(
+            "/v1/status",
+            post(move |headers: http::HeaderMap, _body: axum::body::Bytes| {
+                let mut release = release.clone();
+                async move {
+                    if headers.contains_key("x-hold") {
+                        let _ = release.wait_for(|r| *r).await;
+                    }
+                    "{}"
+                }
+            }),
+        );
+        let guard = Guard::new(GuardConfig { shed: config, ..Default::default() }, Arc::new(Metrics::new()));
+        guard.wrap(router)
+    }
+
+    fn status(paths: usize, ip: &str, hold: bool) -> Request {
+        let body = format!("{{\"paths\":[{}]}}", vec![format!("\"/nix/store/{}-x\"", "a".repeat(32)); paths].join(","));
+        let mut req = http::Request::post("/v1/status")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CONTENT_LENGTH, body.len())
+            .body(Body::from(body))
+            .unwrap();
+        if hold {
+            req.headers_mut().insert("x-hold", HeaderValue::from_static("1"));
+        }
+        req.extensions_mut().insert(ClientIp(ip.parse::<IpAddr>().unwrap()));
+        req
+    }
+
+    /// Sends `n` held requests of `paths` paths from `ip`; returns how many were shed
+    /// (the others are held until released).
+    async fn flood(app: &Router, n: usize, paths: usize, ip: &str) -> usize {
+        let mut shed = 0;
+        for _ in 0..n {
+            let call = tokio::spawn(app.clone().oneshot(status(paths, ip, true)));
+            // Let it reach the handler, or be shed (after the queue time), before the next.
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            if call.is_finished() {
+                let res = call.await.unwrap().unwrap();
+                assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+                shed += 1;
+            }
+        }
+        shed
+    }
+
+    fn config() -> ShedConfig {
+        ShedConfig { queue_timeout: Duration::from_millis(20), ..ShedConfig::default() }
+    }
+
+    /// The soak's finding: two clients sending 10,000-path status requests held every
+    /// status slot, and a 500-path request was shed. Now the big ones hold the bulk
+    /// class only, and a small request still answers.
+    #[tokio::test]
+    async fn big_status_requests_do_not_starve_small_ones() {
+        let (release, rx) = watch::channel(false);
+        let app = app(config(), rx);
+        let shed = flood(&app, 16, 10_000, "192.0.2.1").await + flood(&app, 16, 10_000, "192.0.2.2").await;
+        assert!(shed >= 24, "the bulk slots are taken: {shed} of 32 shed");
+        // 500 paths (about 25 KiB) from one of the hostile addresses and from another.
+        for ip in ["192.0.2.1", "198.51.100.7"] {
+            let res = app.clone().oneshot(status(500, ip, false)).await.unwrap();
+            assert_eq!(res.status(), StatusCode::OK, "small status from {ip}");
+        }
+        let _ = release.send(true);
+    }
+
+    /// One address cannot take all of a status class: another still gets a bulk slot.
+    #[tokio::test]
+    async fn one_address_cannot_take_every_bulk_slot() {
+        let (release, rx) = watch::channel(false);
+        let app = app(config(), rx);
+        let shed = flood(&app, 8, 10_000, "192.0.2.1").await;
+        assert_eq!(shed, 6, "one address holds 2 of the 4 bulk slots");
+        let res = app.clone().oneshot(status(10_000, "203.0.113.9", false)).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        // Without a per-IP share the same address takes them all.
+        let (release2, rx) = watch::channel(false);
+        let app = self::app(ShedConfig { per_ip_share: 0, ..config() }, rx);
+        assert_eq!(flood(&app, 8, 10_000, "192.0.2.1").await, 4);
+        let res = app.clone().oneshot(status(10_000, "203.0.113.9", false)).await.unwrap();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let _ = release.send(true);
+        let _ = release2.send(true);
+    }
 }

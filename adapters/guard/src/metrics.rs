@@ -39,8 +39,8 @@ impl Histogram {
 pub struct Metrics {
     requests: Mutex<BTreeMap<(usize, u16), u64>>,
     errors: Mutex<BTreeMap<(usize, String), u64>>,
-    latency: [Histogram; 5],
-    in_flight: [AtomicI64; 5],
+    latency: [Histogram; RouteClass::COUNT],
+    in_flight: [AtomicI64; RouteClass::COUNT],
     shed: Mutex<BTreeMap<(usize, &'static str), u64>>,
     rate_limited: AtomicU64,
     stored: AtomicU64,
@@ -70,7 +70,7 @@ impl Metrics {
     pub fn error_code(&self, class: RouteClass, code: &str) {
         let mut errors = lock(&self.errors);
         let key = (class.index(), code.to_owned());
-        if errors.contains_key(&key) || errors.len() < MAX_LABELS * 5 {
+        if errors.contains_key(&key) || errors.len() < MAX_LABELS * RouteClass::COUNT {
             *errors.entry(key).or_default() += 1;
         }
         drop(errors);

@@ -67,7 +67,11 @@ pub async fn app(config: &Config) -> Result<nhc_handlers::axum::Router, String> 
     // One request at a time per instance: reserved concurrency (template.yaml) is the
     // concurrency limit, so no shedding here; ids, metrics and the builder rate stay.
     let guard = nhc_guard::GuardConfig {
-        shed: nhc_guard::ShedConfig { concurrency: [0; 5], anonymous_body_bytes: 0, ..Default::default() },
+        shed: nhc_guard::ShedConfig {
+            concurrency: [0; nhc_guard::RouteClass::COUNT],
+            anonymous_body_bytes: 0,
+            ..Default::default()
+        },
         rate: nhc_guard::RateConfig { per_second: config.builder_rate, burst: config.builder_burst },
         metrics_endpoint: config.metrics,
     };

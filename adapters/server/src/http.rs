@@ -140,14 +140,21 @@ impl Tracker {
         self.evict_idlest(&mut inner, None, now)
     }
 
+    /// Closes an idle connection (of `ip` if given): one that has not sent a request
+    /// yet first (idle sockets, half prefaces), so a flood of new sockets does not close
+    /// the keep-alive connections of clients between two requests; among those, the
+    /// longest idle.
     fn evict_idlest(&self, inner: &mut TrackerInner, ip: Option<IpAddr>, now: u64) -> bool {
         let victim = inner
             .conns
             .iter()
             .filter(|(_, c)| ip.is_none_or(|ip| c.ip == ip))
-            .filter_map(|(id, c)| c.idle_for(now).map(|idle| (idle, *id)))
+            .filter_map(|(id, c)| {
+                let unserved = !c.served.load(Ordering::Acquire);
+                c.idle_for(now).map(|idle| (unserved, idle, *id))
+            })
             .max();
-        let Some((_, id)) = victim else { return false };
+        let Some((_, _, id)) = victim else { return false };
         if let Some(c) = Self::forget(inner, id) {
             // notify_one keeps the wake-up even if the watchdog is not waiting yet.
             c.evict.notify_one();
@@ -293,7 +300,12 @@ async fn connection(
         }
     }
     let (svc_state, svc_tracker) = (state.clone(), tracker.clone());
-    let service = app.map_request(|req: hyper::Request<Incoming>| req.map(Body::new));
+    let ip = nhc_guard::ClientIp(state.ip);
+    let service = app.map_request(move |req: hyper::Request<Incoming>| {
+        let mut req = req.map(Body::new);
+        req.extensions_mut().insert(ip);
+        req
+    });
     let service = tower::service_fn(move |req: hyper::Request<Incoming>| {
         let busy = Busy::new(svc_state.clone(), svc_tracker.clone());
         let call = service.clone().oneshot(req);

@@ -43,9 +43,27 @@ pub struct LimitArgs {
     /// Requests handled at once for GET/HEAD queries and narinfo (0 = unlimited).
     #[arg(long, env = "NHC_CONCURRENCY_READ", default_value_t = 128)]
     pub concurrency_read: usize,
-    /// Requests handled at once for POST /v1/status (0 = unlimited).
+    /// Requests handled at once for small POST /v1/status (declared body of at most
+    /// --status-small-bytes; 0 = unlimited).
     #[arg(long, env = "NHC_CONCURRENCY_STATUS", default_value_t = 8)]
     pub concurrency_status: usize,
+    /// Requests handled at once for bulk POST /v1/status (larger or undeclared body; 0 = unlimited).
+    #[arg(long, env = "NHC_CONCURRENCY_STATUS_BULK", default_value_t = 4)]
+    pub concurrency_status_bulk: usize,
+    /// A POST /v1/status declaring a body of at most this many bytes (about 1,000 paths
+    /// for the default) is small: its own slots, outside the anonymous body budget.
+    #[arg(
+        long,
+        env = "NHC_STATUS_SMALL_BYTES",
+        default_value_t = nhc_guard::shed::DEFAULT_STATUS_SMALL_BYTES,
+        value_name = "BYTES"
+    )]
+    pub status_small_bytes: u64,
+    /// Percent of each status class's slots that one client IP may hold at once (at
+    /// least one slot); 0 or 100 = no per-IP share.
+    #[arg(long, env = "NHC_PER_IP_SHARE", default_value_t = 50, value_name = "PERCENT",
+          value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub per_ip_share: u8,
     /// Requests handled at once for POST /v1/attestations (0 = unlimited).
     #[arg(long, env = "NHC_CONCURRENCY_SUBMIT", default_value_t = 32)]
     pub concurrency_submit: usize,
@@ -110,9 +128,12 @@ impl LimitArgs {
                     self.concurrency_health,
                     self.concurrency_read,
                     self.concurrency_status,
+                    self.concurrency_status_bulk,
                     self.concurrency_submit,
                     self.concurrency_admin,
                 ],
+                status_small_bytes: self.status_small_bytes,
+                per_ip_share: self.per_ip_share,
                 anonymous_body_bytes: self.anonymous_body_bytes,
                 queue_timeout: Duration::from_millis(self.queue_timeout_ms),
                 retry_after_secs: 1,

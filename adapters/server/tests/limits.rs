@@ -214,8 +214,9 @@ fn slow_bodies_time_out() {
 
 #[test]
 fn route_class_over_its_limit_is_shed_with_retry_after() {
-    let server = start(&["--concurrency-status", "2", "--queue-timeout-ms", "50"], None);
-    // Two slow bodies hold both status slots.
+    // No per-IP share: the test's connections all come from 127.0.0.1.
+    let server = start(&["--concurrency-status", "2", "--queue-timeout-ms", "50", "--per-ip-share", "0"], None);
+    // Two slow (small) bodies hold both small-status slots.
     let _a = slow_status(server.addr, 1000);
     let _b = slow_status(server.addr, 1000);
     std::thread::sleep(Duration::from_millis(300));
@@ -239,7 +240,9 @@ fn route_class_over_its_limit_is_shed_with_retry_after() {
 
 #[test]
 fn anonymous_body_bytes_are_bounded() {
-    let server = start(&["--anonymous-body-bytes", "100000", "--queue-timeout-ms", "50"], None);
+    // Both bodies are bulk (small status bodies are outside the budget).
+    let server =
+        start(&["--anonymous-body-bytes", "100000", "--queue-timeout-ms", "50", "--status-small-bytes", "1000"], None);
     let _holding = slow_status(server.addr, 90_000);
     std::thread::sleep(Duration::from_millis(300));
     let mut s = slow_status(server.addr, 20_000);
@@ -248,7 +251,87 @@ fn anonymous_body_bytes_are_bounded() {
     assert_eq!(r.status, 503, "{r:?}");
     assert_eq!(r.json()["error"], "overloaded");
     let metrics = get(server.addr, "/metrics").body;
-    assert_eq!(sample(&metrics, "nhc_http_shed_total{class=\"status\",reason=\"body_bytes\"}"), Some(1.0));
+    assert_eq!(sample(&metrics, "nhc_http_shed_total{class=\"status_bulk\",reason=\"body_bytes\"}"), Some(1.0));
+}
+
+fn status_request(paths: usize) -> String {
+    let list = vec![format!("\"/nix/store/{}-x\"", "a".repeat(32)); paths].join(",");
+    let body = format!("{{\"paths\":[{list}]}}");
+    format!(
+        "POST /v1/status HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// The soak's finding: big and slow status bodies took every status slot and a
+/// well-behaved 500-path request was shed. Now they hold the bulk class (and one
+/// address at most its share of it), and small requests still answer.
+#[test]
+fn big_status_bodies_do_not_starve_small_status_requests() {
+    let server = start(&["--concurrency-status-bulk", "2", "--queue-timeout-ms", "50"], None);
+    // Hostile: slow bodies announcing 4 MiB, more than the bulk class holds.
+    let hostile: Vec<TcpStream> = (0..6).map(|_| slow_status(server.addr, 4 * 1024 * 1024)).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // 500 paths (about 25 KiB): the small class.
+    for _ in 0..3 {
+        let r = try_request(server.addr, &status_request(500)).unwrap();
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.json().as_object().map(|m| m.len()), Some(1), "{r:?}");
+    }
+    // 2,000 paths (about 90 KiB) is bulk, and the bulk class is taken.
+    let r = try_request(server.addr, &status_request(2000)).unwrap();
+    assert_eq!(r.status, 503, "{r:?}");
+    let metrics = get(server.addr, "/metrics").body;
+    assert_eq!(sample(&metrics, "nhc_http_requests_total{class=\"status\",code=\"200\"}"), Some(3.0));
+    // One address holds 1 of the 2 bulk slots (50 %): the others were shed per IP.
+    let per_ip = sample(&metrics, "nhc_http_shed_total{class=\"status_bulk\",reason=\"per_ip\"}").unwrap_or(0.0);
+    assert!(per_ip >= 5.0, "{metrics}");
+    assert_eq!(sample(&metrics, "nhc_http_requests_in_flight{class=\"status_bulk\"}"), Some(1.0), "{metrics}");
+    drop(hostile);
+}
+
+/// Reads one HTTP/1.1 answer with a Content-Length from a keep-alive connection.
+fn read_answer(s: &mut TcpStream) -> Answer {
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                return parse(&buf[..end + 4 + len]).unwrap();
+            }
+        }
+        let n = s.read(&mut chunk).expect("the server closed or did not answer");
+        assert!(n > 0, "the server closed the connection: {}", String::from_utf8_lossy(&buf));
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// At the per-IP cap, new sockets that never send a request make room by closing
+/// each other, not the keep-alive connection of a client between two requests
+/// (the soak's builders saw "connection closed" under a flood of idle sockets).
+#[test]
+fn a_flood_of_idle_sockets_does_not_close_keep_alive_clients() {
+    let server = start(&["--max-connections-per-ip", "8"], None);
+    let mut client = TcpStream::connect(server.addr).unwrap();
+    client.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert_eq!(read_answer(&mut client).status, 200);
+    // The client is now the longest idle; then 40 idle sockets, each one over the cap.
+    std::thread::sleep(Duration::from_millis(200));
+    let idle: Vec<TcpStream> = (0..40).filter_map(|_| TcpStream::connect(server.addr).ok()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    client.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert_eq!(read_answer(&mut client).status, 200);
+    let metrics = get(server.addr, "/metrics").body;
+    let evicted = sample(&metrics, "nhc_connections_total{event=\"evicted\"}").unwrap_or(0.0);
+    assert!(evicted >= 30.0, "evicted {evicted}");
+    drop(idle);
 }
 
 /// Reads until the answer's head and body are in (the server may keep the socket).

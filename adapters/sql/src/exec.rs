@@ -3,7 +3,8 @@
 //! the decoding into records is written once (in [`crate::rows`]).
 
 use async_trait::async_trait;
-use nhc_storage::{InsertCounts, StoreError, StoreResult, Submission};
+use nhc_core::StorePath;
+use nhc_storage::{InsertCounts, StoreError, StoreResult, Submission, VoteCounts};
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::Dialect;
@@ -95,6 +96,14 @@ pub trait Executor: Send + Sync + 'static {
     /// trying (its writer lost its connection and is reconnecting): `/health` then
     /// reports the store unavailable. The default knows nothing.
     fn write_fault(&self) -> Option<String> {
+        None
+    }
+
+    /// The vote counts of `paths` (distinct; one entry per path, in order) when the
+    /// executor has a faster way than [`Dialect::votes_of_paths`] (the sqlx executor on
+    /// SQLite: one prepared statement per path on the raw handle, off the async
+    /// threads); `None`, the default, runs the statement.
+    async fn native_vote_counts(&self, _paths: &[&StorePath]) -> Option<StoreResult<Vec<VoteCounts>>> {
         None
     }
 

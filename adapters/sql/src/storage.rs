@@ -258,6 +258,9 @@ impl<E: Executor> Storage for SqlStorage<E> {
 
     async fn vote_counts(&self, paths: &[StorePath]) -> StoreResult<Vec<VoteCounts>> {
         let paths: Vec<&StorePath> = paths.iter().collect();
+        if let Some(counts) = self.exec.native_vote_counts(&paths).await {
+            return counts;
+        }
         let mut found = self.vote_rows(&paths).await?;
         // The rows come path by path already; sorting groups them whatever the plan.
         found.sort_unstable();

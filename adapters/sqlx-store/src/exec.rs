@@ -67,6 +67,16 @@ impl Executor for PoolExecutor {
             Ok(results)
         })
     }
+
+    async fn native_vote_counts(
+        &self,
+        paths: &[&nhc_core::StorePath],
+    ) -> Option<StoreResult<Vec<nhc_storage::VoteCounts>>> {
+        match &self.pool {
+            Pool::Sqlite(lite) => Some(crate::native::vote_counts(lite, paths).await),
+            Pool::Postgres(_) => None,
+        }
+    }
 }
 
 /// A sqlx row as positional values. The schema has only TEXT and BIGINT columns;

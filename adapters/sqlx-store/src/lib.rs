@@ -9,6 +9,7 @@
 mod error;
 mod exec;
 mod lite;
+mod native;
 mod writer;
 
 use std::str::FromStr;
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use nhc_sql::{Dialect, Executor, Param, Row, SqlStorage, Statement};
-use nhc_storage::{InsertCounts, StoreResult, Submission};
+use nhc_storage::{InsertCounts, StoreResult, Submission, VoteCounts};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
@@ -196,5 +197,9 @@ impl Executor for Sqlx {
 
     fn write_fault(&self) -> Option<String> {
         self.writer.fault()
+    }
+
+    async fn native_vote_counts(&self, paths: &[&nhc_core::StorePath]) -> Option<StoreResult<Vec<VoteCounts>>> {
+        self.pool.native_vote_counts(paths).await
     }
 }

@@ -60,6 +60,18 @@ impl LitePool {
     }
 }
 
+impl LiteConn<'_> {
+    /// The connection itself, to move to another thread; [`LiteConn::put`] gives it
+    /// back (if it never comes back, the pool has one connection fewer).
+    pub(crate) fn take(&mut self) -> Option<SqliteConnection> {
+        self.conn.take()
+    }
+
+    pub(crate) fn put(&mut self, conn: SqliteConnection) {
+        self.conn = Some(conn);
+    }
+}
+
 impl Deref for LiteConn<'_> {
     type Target = SqliteConnection;
     fn deref(&self) -> &SqliteConnection {

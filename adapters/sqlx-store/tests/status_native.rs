@@ -1,0 +1,84 @@
+//! Bulk status on SQLite goes through the raw handle (`native.rs`) rather than the
+//! `votes_of_paths` statement: both must count the same, on a file shared with the
+//! pool, and the pool must keep its connections.
+
+use std::str::FromStr;
+
+use nhc_core::StorePath;
+use nhc_sql::SQLITE;
+use nhc_sqlx_store::StoreOptions;
+use nhc_storage::{Storage, VoteCounts};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{Connection, Row, SqliteConnection};
+
+fn path(i: u32) -> StorePath {
+    StorePath::from_str(&format!("/nix/store/{:032}-p{i}", i * 7919 % 100_000)).unwrap()
+}
+
+/// The counts the statement gives, as `SqlStorage` computed them before.
+async fn by_statement(conn: &mut SqliteConnection, paths: &[StorePath]) -> Vec<VoteCounts> {
+    let list = serde_json::to_string(&paths.iter().map(StorePath::as_str).collect::<Vec<_>>()).unwrap();
+    let rows = sqlx::query(SQLITE.votes_of_paths).bind(list).fetch_all(conn).await.unwrap();
+    let mut votes: Vec<Vec<(String, String)>> = vec![Vec::new(); paths.len()];
+    for r in rows {
+        votes[r.get::<i64, _>(0) as usize].push((r.get(1), r.get(2)));
+    }
+    votes.into_iter().map(VoteCounts::count).collect()
+}
+
+#[tokio::test]
+async fn native_counts_match_the_statement() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/nhc.db", dir.path().display());
+    let opts = StoreOptions { max_connections: 2, ..StoreOptions::default() };
+    let store = nhc_sqlx_store::connect(&url, &opts).await.unwrap();
+    store.executor().migrate().await.unwrap();
+    // Rows written directly (no builders: foreign keys off on this connection).
+    let mut conn = SqliteConnection::connect_with(&SqliteConnectOptions::from_str(&url).unwrap().foreign_keys(false))
+        .await
+        .unwrap();
+    let paths: Vec<StorePath> = (0..300).map(path).collect();
+    for (i, p) in paths.iter().enumerate() {
+        // Path i: i % 4 builders; the third builder's hash differs on every 3rd path,
+        // and on every 5th the first builder also has a second hash.
+        let mut votes = Vec::new();
+        for b in 0..i % 4 {
+            let hash = if b == 2 && i % 3 == 0 { "sha256:other" } else { "sha256:same" };
+            votes.push((format!("b{b}"), hash));
+        }
+        if i % 5 == 0 && i % 4 > 0 {
+            votes.push(("b0".into(), "sha256:second"));
+        }
+        for (builder, hash) in votes {
+            sqlx::query(
+                "INSERT INTO attestations (hash_part, output_path, builder, nar_hash, nar_size, refs, signature, \
+                 submitted_at) VALUES ($1, $2, $3, $4, 1, '', 's', 0)",
+            )
+            .bind(p.hash_part())
+            .bind(p.as_str())
+            .bind(builder)
+            .bind(hash)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
+    }
+    // Asked in another order, with unknown paths among them.
+    let mut asked: Vec<StorePath> = paths.iter().rev().cloned().collect();
+    asked.extend((1000..1050).map(path));
+    let want = by_statement(&mut conn, &asked).await;
+    // More rounds than connections: each goes back to the pool.
+    for _ in 0..5 {
+        let got = store.vote_counts(&asked).await.unwrap();
+        assert_eq!(got, want);
+    }
+    // Spot checks of the counting itself.
+    let one = |i: usize| want[asked.iter().position(|p| *p == paths[i]).unwrap()];
+    assert_eq!(one(0), VoteCounts::default());
+    assert_eq!(one(3), VoteCounts { attestations: 3, builders: 3, distinct_hashes: 2 });
+    assert_eq!(one(5), VoteCounts { attestations: 2, builders: 1, distinct_hashes: 2 });
+    assert_eq!(want[asked.len() - 1], VoteCounts::default());
+    // Concurrent lookups share the two connections.
+    let (a, b, c) = tokio::join!(store.vote_counts(&asked), store.vote_counts(&asked), store.vote_counts(&asked));
+    assert_eq!((a.unwrap(), b.unwrap(), c.unwrap()), (want.clone(), want.clone(), want));
+}
