@@ -14,8 +14,8 @@ use nhc_core::{BuilderName, JobsetName, ReproStatus, Rev, StatusSummary, StorePa
 use nhc_jobset::query::encode_cursor;
 use nhc_jobset::{PageQuery, Upload};
 use nhc_storage::{
-    status_bit, status_mask, EvaluationItemRow, EvaluationRecord, ItemQuery, JobsetRecord, NewEvaluation, NewEvaluationItem,
-    NewToken, PutOutcome, VoteCounts, ALL_STATUSES,
+    status_bit, status_mask, EvaluationItemRow, EvaluationRecord, ItemQuery, JobsetRecord, NewEvaluation,
+    NewEvaluationItem, NewToken, PutOutcome, VoteCounts, ALL_STATUSES,
 };
 use sha2::{Digest, Sha256};
 
@@ -312,6 +312,7 @@ fn path_status(r: EvaluationItemRow) -> EvaluationPathStatus {
 /// The items of `e` after position `after` that `query` selects, in order: up to
 /// `limit` of them, looking at no more than `scan` positions. Returns them with the
 /// position after which to go on (None: the evaluation's end was reached).
+#[allow(clippy::too_many_arguments)]
 async fn select_items(
     state: &AppState,
     e: &EvaluationRecord,

@@ -10,8 +10,8 @@ use nhc_core::{BuilderName, DrvPath, NarHash, OutputName, PublicKey, Signature, 
 
 mod jobsets;
 pub use jobsets::{
-    status_mask, EvaluationItemRow, EvaluationRecord, ItemQuery, JobsetRecord, JobsetTokenRecord, NewEvaluation,
-    NewEvaluationItem, PutOutcome, ALL_STATUSES,
+    status_bit, status_mask, EvaluationItemRow, EvaluationRecord, ItemQuery, JobsetRecord, JobsetTokenRecord,
+    NewEvaluation, NewEvaluationItem, PutOutcome, ALL_STATUSES,
 };
 
 #[derive(Debug, thiserror::Error)]
