@@ -30,6 +30,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 wait_up() { for _ in $(seq 100); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; fail "$1 did not come up"; }
 
 # The private store (sandbox on, configured only through the environment) of the benchmarks.
+# The jobset part at the end needs the server's jobset routes (issue 12) and nhc jobset.
 # shellcheck source=hook/bench/private-store.sh
 . "$root/hook/bench/private-store.sh"
 private_store "$T"
@@ -127,12 +128,76 @@ cat "$T/out2"
 grep -q 'imported 0, duplicates 2' "$T/out2" || fail "rerun summary"
 ok "rerun from file:// sent nothing new"
 
-step "--jobset on a server without jobset routes: a clear error"
+step "--jobset with an unknown jobset: a clear error"
 set +e; "$bin/nhc" import --cache "file://$T/bc" --jobset j --rev r >"$T/out3" 2>"$T/err3"; rc=$?; set -e
 [ $rc = 1 ] && grep -q '404' "$T/err3" || { cat "$T/err3"; fail "jobset 404"; }
 ok "$(cat "$T/err3")"
 
-step "--jobset without --rev (the latest evaluation) on a server without jobset routes: a clear error"
+step "--jobset without --rev (the latest evaluation) of an unknown jobset: a clear error"
 set +e; "$bin/nhc" import --cache "file://$T/bc" --jobset j >"$T/out4" 2>"$T/err4"; rc=$?; set -e
 [ $rc = 1 ] && grep -q 'no jobset j on this server' "$T/err4" || { cat "$T/err4"; fail "latest evaluation 404"; }
 ok "$(cat "$T/err4")"
+
+# ---- --jobset NAME [--rev REV] against the real jobset routes of nhc-server -------------
+# Three new paths, in two real signed caches: the first (import-e2e-1, builder hydra) as
+# above, a second one (other-1, builder mirror). Evaluation r1 = {j1, j2}, r2 = {j1, j2, j3},
+# pushed with `nhc jobset push`; each import moves their statuses, read with `nhc jobset show`.
+step "real Nix builds 3 more paths; copies signed by import-e2e-1 to file://$T/bc and by other-1 to file://$T/bc2"
+mapfile -t jp < <(nix-build --no-out-link "$T/drvs.nix" --argstr nonce "jobset$RANDOM$RANDOM" -A 2 -A 3 -A 4 2>/dev/null)
+[ ${#jp[@]} = 3 ] || fail "expected 3 paths, got ${#jp[@]}"
+nix store sign --key-file "$T/cache.sec" "${jp[@]}"
+nix copy --to "file://$T/bc" "${jp[@]}"
+nix store sign --key-file "$T/other.sec" "${jp[@]}"
+nix copy --to "file://$T/bc2" "${jp[@]}"
+nix key convert-secret-to-public <"$T/other.sec" >"$T/other.pub"
+printf '%s\n' "${jp[@]:0:2}" >"$T/r1.txt"
+printf '%s\n' "${jp[@]}" >"$T/r2.txt"
+ok "j1..j3: ${jp[*]}"
+
+step "a jobset (nhc-server jobset add, token) and two evaluations (nhc jobset push); builder mirror with key other-1"
+srv() { NHC_ADMIN_TOKEN=admin "$bin/nhc-server" --database "sqlite://$T/server.db" "$@"; }
+srv jobset add js --description "import e2e" >/dev/null
+srv jobset token js >"$T/js.token"
+srv user add mirror --public-key "$(cat "$T/other.pub")" >"$T/mirror.token" 2>/dev/null
+"$bin/nhc" jobset push js r1 --paths-from "$T/r1.txt" --token-file "$T/js.token" | grep -q 'created js/r1: 2 paths' || fail "push r1"
+sleep 1 # r2 is the newer evaluation (created_at has microseconds, but say it plainly)
+"$bin/nhc" jobset push js r2 --paths-from - --token-file "$T/js.token" <"$T/r2.txt" | grep -q 'created js/r2: 3 paths' || fail "push r2"
+# show JOBSET [REV] --json; prints "exit=N reproduced one_builder no_builds"
+show() {
+  set +e; "$bin/nhc" jobset show js "$@" --json >"$T/show.json" 2>"$T/show.err"; local rc=$?; set -e
+  python3 - "$T/show.json" "$rc" <<'PY' || { cat "$T/show.err" >&2; fail "nhc jobset show js $*"; }
+import json, sys
+j = json.load(open(sys.argv[1])); s = j["summary"]
+print(f'exit={sys.argv[2]} rev={j["rev"]} reproduced={s["reproduced"]} one_builder={s["one_builder"]} no_builds={s["no_builds"]} differ={s["partially_reproduced"] + s["not_reproduced"]}')
+PY
+}
+expect_show() { local want=$1; shift; local got; got=$(show "$@"); [ "$got" = "$want" ] || fail "nhc jobset show js $*: got '$got', expected '$want'"; ok "show js $*: $got"; }
+expect_show "exit=1 rev=r1 reproduced=0 one_builder=0 no_builds=2 differ=0" r1
+expect_show "exit=1 rev=r2 reproduced=0 one_builder=0 no_builds=3 differ=0"
+
+step "nhc import --cache http://… --jobset js --rev r1 (builder hydra): j1, j2 imported, r1 one builder"
+"$bin/nhc" import --cache "http://127.0.0.1:$cport" --jobset js --rev r1 >"$T/out5" 2>"$T/err5" || { cat "$T/err5"; fail "import r1"; }
+grep -q 'imported 2, duplicates 0, not in cache 0, unsigned 0, invalid 0, failed 0' "$T/out5" || { cat "$T/out5" "$T/err5"; fail "import r1 summary"; }
+expect_show "exit=1 rev=r1 reproduced=0 one_builder=2 no_builds=0 differ=0" r1
+expect_show "exit=1 rev=r2 reproduced=0 one_builder=2 no_builds=1 differ=0"
+
+step "nhc import --cache file://…/bc2 --jobset js, no --rev = the latest (r2), builder mirror: r1 reproduced"
+HASH_COLLECTION_TOKEN_FILE=$T/mirror.token "$bin/nhc" import --cache "file://$T/bc2" --jobset js >"$T/out6" 2>"$T/err6" ||
+  { cat "$T/err6"; fail "import latest as mirror"; }
+grep -q 'imported 3, duplicates 0, not in cache 0, unsigned 0, invalid 0, failed 0' "$T/out6" || { cat "$T/out6" "$T/err6"; fail "import latest summary"; }
+expect_show "exit=0 rev=r1 reproduced=2 one_builder=0 no_builds=0 differ=0" r1
+expect_show "exit=1 rev=r2 reproduced=2 one_builder=1 no_builds=0 differ=0"
+
+step "nhc import --cache http://… --jobset js (latest, hydra) again: j3 new, j1 j2 duplicates; r2 all reproduced"
+"$bin/nhc" import --cache "http://127.0.0.1:$cport" --jobset js >"$T/out7" 2>"$T/err7" || { cat "$T/err7"; fail "import latest as hydra"; }
+grep -q 'imported 1, duplicates 2, not in cache 0, unsigned 0, invalid 0, failed 0' "$T/out7" || { cat "$T/out7" "$T/err7"; fail "import latest summary (hydra)"; }
+expect_show "exit=0 rev=r2 reproduced=3 one_builder=0 no_builds=0 differ=0"
+nix store verify --store "$URL/builders/mirror" --trusted-public-keys "$(cat "$T/other.pub")" --no-contents "${jp[@]}" || fail "nix store verify (mirror)"
+ok "the mirror's imported attestations verify with other-1"
+
+step "an evaluation with a path the cache lacks: counted as not in cache, exit 1, the rest imported"
+printf '%s\n' "${jp[2]}" "${paths[6]}" >"$T/r3.txt"
+"$bin/nhc" jobset push js r3 --paths-from "$T/r3.txt" --token-file "$T/js.token" >/dev/null || fail "push r3"
+set +e; HASH_COLLECTION_TOKEN_FILE=$T/mirror.token "$bin/nhc" import --cache "file://$T/bc2" --jobset js --rev r3 >"$T/out8" 2>"$T/err8"; rc=$?; set -e
+[ $rc = 1 ] && grep -q 'imported 0, duplicates 1, not in cache 1, unsigned 0, invalid 0, failed 0' "$T/out8" || { cat "$T/out8" "$T/err8"; fail "r3: exit $rc"; }
+expect_show "exit=1 rev=r3 reproduced=1 one_builder=0 no_builds=1 differ=0" r3

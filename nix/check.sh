@@ -46,7 +46,7 @@ if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
 else
   mapfile -t files < <(find . -name '*.nix' -not -path '*/target/*' -not -path '*/node_modules/*' -not -path './.git/*' | sed 's|^\./||' | sort)
 fi
-for f in flake.nix default.nix nix/package.nix nix/module.nix nix/server-module.nix nix/tests/basic.nix nix/tests/options-check.nix; do
+for f in flake.nix default.nix nix/package.nix nix/module.nix nix/server-module.nix nix/hardening.nix nix/tests/basic.nix nix/tests/options-check.nix; do
   [ -e "$f" ] || { echo "MISSING $f" >&2; failed=1; }
 done
 for f in "${files[@]}"; do

@@ -161,43 +161,12 @@ let
   # The sandbox of the oneshot services: root (the spool and the state are
   # root's), but without capabilities and with a read-only view of the system.
   # No User=root: that would set HOME=/root, which ProtectHome= makes unreadable.
-  hardening = {
+  hardening = import ./hardening.nix // {
     UMask = "0077";
     Nice = 10;
     IOSchedulingClass = "idle";
     CapabilityBoundingSet = "";
     AmbientCapabilities = "";
-    NoNewPrivileges = true;
-    ProtectSystem = "strict";
-    ProtectHome = true;
-    PrivateTmp = true;
-    PrivateDevices = true;
-    DevicePolicy = "closed";
-    ProtectKernelTunables = true;
-    ProtectKernelModules = true;
-    ProtectKernelLogs = true;
-    ProtectControlGroups = true;
-    ProtectClock = true;
-    ProtectHostname = true;
-    ProtectProc = "invisible";
-    ProcSubset = "pid";
-    RestrictAddressFamilies = [
-      "AF_INET"
-      "AF_INET6"
-      "AF_UNIX"
-    ];
-    RestrictNamespaces = true;
-    RestrictRealtime = true;
-    RestrictSUIDSGID = true;
-    LockPersonality = true;
-    MemoryDenyWriteExecute = true;
-    RemoveIPC = true;
-    SystemCallArchitectures = "native";
-    SystemCallFilter = [
-      "@system-service"
-      "~@privileged"
-      "~@resources"
-    ];
   };
 
   pcfg = cfg.proxy;

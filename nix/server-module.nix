@@ -277,7 +277,9 @@ in
         NHC_ADMIN_TOKEN_FILE = "%d/admin-token";
       };
 
-      serviceConfig = {
+      # The sandbox shared with the client's services (nix/hardening.nix), then what
+      # is the server's own.
+      serviceConfig = import ./hardening.nix // {
         Type = "exec";
         ExecStartPre = lib.optional (cfg.builders != { }) "${ensureBuilders}";
         ExecStart = "${nhcServer} serve";
@@ -300,37 +302,6 @@ in
         CapabilityBoundingSet = if port < 1024 then "CAP_NET_BIND_SERVICE" else "";
         AmbientCapabilities = if port < 1024 then "CAP_NET_BIND_SERVICE" else "";
         PrivateUsers = port >= 1024;
-        NoNewPrivileges = true;
-        ProtectSystem = "strict";
-        ProtectHome = true;
-        PrivateTmp = true;
-        PrivateDevices = true;
-        DevicePolicy = "closed";
-        ProtectKernelTunables = true;
-        ProtectKernelModules = true;
-        ProtectKernelLogs = true;
-        ProtectControlGroups = true;
-        ProtectClock = true;
-        ProtectHostname = true;
-        ProtectProc = "invisible";
-        ProcSubset = "pid";
-        RestrictAddressFamilies = [
-          "AF_INET"
-          "AF_INET6"
-          "AF_UNIX"
-        ];
-        RestrictNamespaces = true;
-        RestrictRealtime = true;
-        RestrictSUIDSGID = true;
-        LockPersonality = true;
-        MemoryDenyWriteExecute = true;
-        RemoveIPC = true;
-        SystemCallArchitectures = "native";
-        SystemCallFilter = [
-          "@system-service"
-          "~@privileged"
-          "~@resources"
-        ];
       };
     };
   };

@@ -672,6 +672,7 @@ let
     { c = svc.serviceConfig.DynamicUser && svc.serviceConfig.StateDirectory == "hash-collection-server" && svc.serviceConfig.NoNewPrivileges; m = "DynamicUser/StateDirectory/NoNewPrivileges"; }
     { c = svc.serviceConfig.ProtectSystem == "strict" && svc.serviceConfig.CapabilityBoundingSet == "" && svc.serviceConfig.PrivateUsers; m = "server hardening"; }
     { c = svc.serviceConfig.RestrictAddressFamilies == [ "AF_INET" "AF_INET6" "AF_UNIX" ] && elem "@system-service" svc.serviceConfig.SystemCallFilter; m = "address families, syscall filter"; }
+    { c = builtins.all (k: svc.serviceConfig.${k} == (import ../hardening.nix).${k} && flush.serviceConfig.${k} == svc.serviceConfig.${k} && importSvc.serviceConfig.${k} == svc.serviceConfig.${k}) (builtins.attrNames (import ../hardening.nix)); m = "server, flush and import share nix/hardening.nix's sandbox"; }
     { c = has "builder list --json" ensureBuilders && has "builder add builder-1 --public-key ${lib.escapeShellArg key1} >/dev/null" ensureBuilders; m = "declared builders created with user add, token discarded"; }
     { c = has "builder add b.2 --public-key ${lib.escapeShellArg key2} --public-key ${lib.escapeShellArg otherKey} >/dev/null" ensureBuilders; m = "several keys"; }
     { c = !(sqliteServer.config.services ? postgresql); m = "no postgres for SQLite"; }

@@ -26,6 +26,18 @@ pub enum Fetched {
     Invalid(String),
 }
 
+/// Why a file of the cache could not be read (after the retries): the import counts it
+/// as failed, unlike a missing or an invalid one.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("GET {url}: {source}")]
+    Request { url: String, source: http::RequestError },
+    #[error("GET {url}: HTTP {status}")]
+    Status { url: String, status: StatusCode },
+    #[error("{}: {source}", path.display())]
+    File { path: PathBuf, source: std::io::Error },
+}
+
 impl Cache {
     pub fn parse(url: &str) -> Result<Cache, ImportError> {
         if let Some(dir) = url.strip_prefix("file://") {
@@ -40,17 +52,18 @@ impl Cache {
         Err(ImportError::Usage(format!("{url}: a cache URL starts with http://, https:// or file://")))
     }
 
-    async fn get(&self, client: &Client, file: &str) -> Result<Fetched, String> {
+    async fn get(&self, client: &Client, file: &str) -> Result<Fetched, FetchError> {
         match self {
             Cache::Http(base) => {
                 let url = format!("{base}/{file}");
-                let res = http::send(client, http::get(&url)).await?;
+                let request = |source| FetchError::Request { url: url.clone(), source };
+                let res = http::send(client, http::get(&url)).await.map_err(request)?;
                 match res.status() {
                     StatusCode::OK => {}
                     StatusCode::NOT_FOUND | StatusCode::FORBIDDEN | StatusCode::GONE => return Ok(Fetched::NotFound),
-                    s => return Err(format!("GET {url}: HTTP {s}")),
+                    status => return Err(FetchError::Status { url, status }),
                 }
-                match http::body_limited(res, MAX_NARINFO_BYTES).await? {
+                match http::body_limited(res, MAX_NARINFO_BYTES).await.map_err(request)? {
                     Some(b) => Ok(text(b)),
                     None => Ok(Fetched::Invalid(format!("larger than {MAX_NARINFO_BYTES} bytes"))),
                 }
@@ -60,13 +73,13 @@ impl Cache {
                 let f = match tokio::fs::File::open(&path).await {
                     Ok(f) => f,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Fetched::NotFound),
-                    Err(e) => return Err(format!("{}: {e}", path.display())),
+                    Err(source) => return Err(FetchError::File { path, source }),
                 };
                 let mut buf = Vec::new();
                 f.take(MAX_NARINFO_BYTES as u64 + 1)
                     .read_to_end(&mut buf)
                     .await
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                    .map_err(|source| FetchError::File { path: path.clone(), source })?;
                 if buf.len() > MAX_NARINFO_BYTES {
                     return Ok(Fetched::Invalid(format!("larger than {MAX_NARINFO_BYTES} bytes")));
                 }
@@ -77,14 +90,14 @@ impl Cache {
 
     /// Checks `nix-cache-info`: it must exist, and its `StoreDir` (when given) be /nix/store.
     pub async fn check(&self, client: &Client) -> Result<(), ImportError> {
-        match self.get(client, "nix-cache-info").await.map_err(ImportError::Cache)? {
+        match self.get(client, "nix-cache-info").await? {
             Fetched::Text(t) => check_cache_info(&t),
             Fetched::NotFound => Err(ImportError::Cache("no nix-cache-info: not a binary cache".into())),
             Fetched::Invalid(why) => Err(ImportError::Cache(format!("nix-cache-info: {why}"))),
         }
     }
 
-    pub async fn narinfo(&self, client: &Client, path: &StorePath) -> Result<Fetched, String> {
+    pub async fn narinfo(&self, client: &Client, path: &StorePath) -> Result<Fetched, FetchError> {
         self.get(client, &format!("{}.narinfo", path.hash_part())).await
     }
 }

@@ -17,7 +17,7 @@ pub enum Outcome {
     /// Malformed, for another path, or a signature by our key that does not verify.
     Invalid(String),
     /// Could not be fetched (after retries).
-    Failed(String),
+    Failed(crate::cache::FetchError),
 }
 
 /// Checks the narinfo of `path` against the builder's `keys`. The deriver is kept

@@ -119,9 +119,9 @@ pub async fn from_collection(
         if let Some(c) = &state.cursor {
             url.query_pairs_mut().append_pair("cursor", c);
         }
-        let res = http::send(&client, |c| c.get(url.clone())).await.map_err(ImportError::Server)?;
+        let res = http::send(&client, |c| c.get(url.clone())).await?;
         let status = res.status();
-        let body = http::body_limited(res, 64 << 20).await.map_err(ImportError::Server)?.unwrap_or_default();
+        let body = http::body_limited(res, 64 << 20).await?.unwrap_or_default();
         if !status.is_success() {
             return Err(ImportError::Server(format!("GET {url}: HTTP {status}: {}", String::from_utf8_lossy(&body))));
         }

@@ -32,6 +32,12 @@ pub fn backoff(attempt: u32, retry_after: Option<&str>) -> Duration {
     Duration::from_millis(200u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(10))
 }
 
+/// No answer after the retries, or a body that broke off. Displays reqwest's causes
+/// too (its own message says little: "error sending request").
+#[derive(Debug, thiserror::Error)]
+#[error("{}", error_chain(.0))]
+pub struct RequestError(#[from] pub reqwest::Error);
+
 fn retryable(s: StatusCode) -> bool {
     s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS
 }
@@ -39,7 +45,7 @@ fn retryable(s: StatusCode) -> bool {
 /// Sends the request built by `make` (built again for each attempt), retrying what
 /// may succeed later. The last answer is returned whatever its status; an error
 /// only when no answer came.
-pub async fn send(client: &Client, make: impl Fn(&Client) -> RequestBuilder) -> Result<Response, String> {
+pub async fn send(client: &Client, make: impl Fn(&Client) -> RequestBuilder) -> Result<Response, RequestError> {
     let mut attempt = 0;
     loop {
         let r = make(client).send().await;
@@ -51,19 +57,19 @@ pub async fn send(client: &Client, make: impl Fn(&Client) -> RequestBuilder) -> 
             Err(e) if (e.is_connect() || e.is_timeout() || e.is_request()) && attempt < ATTEMPTS => {
                 backoff(attempt - 1, None)
             }
-            _ => return r.map_err(|e| error_chain(&e)),
+            _ => return r.map_err(RequestError),
         };
         tokio::time::sleep(wait).await;
     }
 }
 
 /// Reads at most `limit` bytes of a body; `None` when it is longer.
-pub async fn body_limited(mut res: Response, limit: usize) -> Result<Option<Vec<u8>>, String> {
+pub async fn body_limited(mut res: Response, limit: usize) -> Result<Option<Vec<u8>>, RequestError> {
     if res.content_length().is_some_and(|n| n > limit as u64) {
         return Ok(None);
     }
     let mut out = Vec::new();
-    while let Some(chunk) = res.chunk().await.map_err(|e| error_chain(&e))? {
+    while let Some(chunk) = res.chunk().await? {
         if out.len() + chunk.len() > limit {
             return Ok(None);
         }

@@ -32,6 +32,10 @@ pub enum ImportError {
     Http(String),
     #[error("cache: {0}")]
     Cache(String),
+    #[error("cache: {0}")]
+    CacheUnreadable(#[from] cache::FetchError),
+    #[error("server: {0}")]
+    ServerUnreachable(#[from] http::RequestError),
     #[error("server: {0}")]
     Server(String),
     #[error("state file {0}")]
@@ -121,9 +125,9 @@ struct Me {
 /// The token's builder and its keys, from `GET /v1/me`.
 pub async fn me(client: &reqwest::Client, s: &Settings) -> Result<(String, Vec<PublicKey>), ImportError> {
     let url = format!("{}/v1/me", s.server);
-    let res = http::send(client, |c| c.get(&url).bearer_auth(&s.token)).await.map_err(ImportError::Server)?;
+    let res = http::send(client, |c| c.get(&url).bearer_auth(&s.token)).await?;
     let status = res.status();
-    let body = http::body_limited(res, 1 << 20).await.map_err(ImportError::Server)?.unwrap_or_default();
+    let body = http::body_limited(res, 1 << 20).await?.unwrap_or_default();
     if status == reqwest::StatusCode::NOT_FOUND {
         return Err(ImportError::Server(format!(
             "GET {url}: 404: the server has no /v1/me (it is older than nhc import)"
@@ -262,9 +266,9 @@ struct Evaluation {
 pub async fn latest_rev(s: &Settings, jobset: &str) -> Result<String, ImportError> {
     let client = http::client(s.timeout)?;
     let url = jobset_url(s, &[jobset])?;
-    let res = http::send(&client, |c| c.get(url.clone())).await.map_err(ImportError::Server)?;
+    let res = http::send(&client, |c| c.get(url.clone())).await?;
     let status = res.status();
-    let body = http::body_limited(res, 64 << 20).await.map_err(ImportError::Server)?.unwrap_or_default();
+    let body = http::body_limited(res, 64 << 20).await?.unwrap_or_default();
     if status == reqwest::StatusCode::NOT_FOUND {
         return Err(ImportError::Usage(format!(
             "{url}: 404: no jobset {jobset} on this server (or the server has no jobset routes)"
@@ -276,9 +280,17 @@ pub async fn latest_rev(s: &Settings, jobset: &str) -> Result<String, ImportErro
     newest_rev(&body).map_err(|e| ImportError::Server(format!("GET {url}: {e}")))
 }
 
-fn newest_rev(body: &[u8]) -> Result<String, String> {
-    let j: Jobset = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    j.evaluations.into_iter().next().map(|e| e.rev).ok_or_else(|| "the jobset has no evaluation yet".to_owned())
+#[derive(Debug, thiserror::Error)]
+enum NewestRevError {
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    #[error("the jobset has no evaluation yet")]
+    NoEvaluation,
+}
+
+fn newest_rev(body: &[u8]) -> Result<String, NewestRevError> {
+    let j: Jobset = serde_json::from_slice(body)?;
+    j.evaluations.into_iter().next().map(|e| e.rev).ok_or(NewestRevError::NoEvaluation)
 }
 
 /// Every path of a jobset's evaluation, from this server (docs/jobsets.md).
@@ -292,9 +304,9 @@ pub async fn jobset_paths(s: &Settings, jobset: &str, rev: &str) -> Result<Vec<S
         if let Some(c) = &cursor {
             url.query_pairs_mut().append_pair("cursor", c);
         }
-        let res = http::send(&client, |c| c.get(url.clone())).await.map_err(ImportError::Server)?;
+        let res = http::send(&client, |c| c.get(url.clone())).await?;
         let status = res.status();
-        let body = http::body_limited(res, 64 << 20).await.map_err(ImportError::Server)?.unwrap_or_default();
+        let body = http::body_limited(res, 64 << 20).await?.unwrap_or_default();
         if status == reqwest::StatusCode::NOT_FOUND {
             return Err(ImportError::Usage(format!(
                 "{url}: 404: no evaluation {rev} of jobset {jobset} on this server (or the server has no jobset routes)"
@@ -322,7 +334,7 @@ mod tests {
         let body =
             br#"{"name":"j","description":"","evaluations":[{"rev":"r2","created_at":"x","paths":1},{"rev":"r1"}]}"#;
         assert_eq!(newest_rev(body).unwrap(), "r2");
-        assert!(newest_rev(br#"{"name":"j","evaluations":[]}"#).unwrap_err().contains("no evaluation"));
-        assert!(newest_rev(b"[]").is_err());
+        assert!(matches!(newest_rev(br#"{"name":"j","evaluations":[]}"#), Err(NewestRevError::NoEvaluation)));
+        assert!(matches!(newest_rev(b"[]"), Err(NewestRevError::Json(_))));
     }
 }
