@@ -12,7 +12,7 @@ mod offload;
 pub mod service;
 mod state;
 
-pub use api::{openapi, router};
+pub use api::{openapi, router, DiffLimits};
 pub use error::ApiError;
 pub use nhc_storage::{Storage, StoreError};
 pub use offload::OFFLOAD_MIN_UNITS;

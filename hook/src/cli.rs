@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::command::{self, flush, hash, import, jobset, keygen, pubkey, status, submit, with_config};
+use crate::command::{self, check, flush, rebuild, hash, import, jobset, keygen, pubkey, status, submit, with_config};
 use crate::config;
 use crate::log;
 
@@ -29,6 +29,8 @@ enum Cmd {
     Status(status::Args),
     Jobset(jobset::Args),
     Import(import::Args),
+    Check(check::Args),
+    Rebuild(rebuild::Args),
 }
 
 /// The `nhc` binary; returns its exit status.
@@ -43,6 +45,8 @@ pub fn main() -> i32 {
         Cmd::Status(a) => with_config(|cfg| status::run(cfg, a)),
         Cmd::Jobset(a) => with_config(|cfg| jobset::run(cfg, a)),
         Cmd::Import(a) => with_config(|cfg| import::run(cfg, a)),
+        Cmd::Check(a) => with_config(|cfg| check::run(cfg, a)),
+        Cmd::Rebuild(a) => with_config(|cfg| rebuild::run(cfg, a)),
     };
     r.unwrap_or_else(|e: command::CommandError| {
         log::error(&e.to_string());

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use nhc_core::jobset::{JobsetName, Rev, Summary};
 use nhc_core::{BuilderName, DrvPath, StorePath};
 use nhc_storage::{
-    AttestationRecord, BuilderRecord, Cursor, DerivationOutputVote, EvaluationRecord, EvaluationRow, InsertCounts,
+    AttestationRecord, BuilderRecord, Cursor, DerivationOutputVote, DiffRecord, DiffUsage, NewDiff, EvaluationRecord, EvaluationRow, InsertCounts,
     JobsetRecord, JobsetTokenRecord, NewBuilder, NewEvaluation, NewToken, PathCursor, PutOutcome, Storage, StoreError,
     StoreResult, Submission, TokenRecord, Vote, VoteCounts,
 };
@@ -342,5 +342,23 @@ impl<E: Executor> Storage for SqlStorage<E> {
 
     async fn store_summary(&self, evaluation_id: i64, summary: &Summary, at: i64) -> StoreResult<()> {
         self.evaluation_store_summary(evaluation_id, summary, at).await
+    }
+
+    // Diff reports: in `crate::diffs`.
+
+    async fn diff_usage(&self, builder: &BuilderName, path: &StorePath) -> StoreResult<DiffUsage> {
+        self.diff_usage_of(builder, path).await
+    }
+
+    async fn insert_diff(&self, diff: &NewDiff) -> StoreResult<bool> {
+        self.diff_insert(diff).await
+    }
+
+    async fn diffs_of_path(&self, path: &StorePath, limit: u32) -> StoreResult<Vec<DiffRecord>> {
+        self.diffs_of(path, limit).await
+    }
+
+    async fn diff_report(&self, path: &StorePath, id: i64) -> StoreResult<Option<(DiffRecord, Vec<u8>)>> {
+        self.diff_with_report(path, id).await
     }
 }
