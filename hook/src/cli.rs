@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::command::{self, check, flush, rebuild, hash, import, jobset, keygen, pubkey, status, submit, with_config};
+use crate::command::{self, check, flush, hash, import, jobset, keygen, pubkey, rebuild, status, submit, with_config};
 use crate::config;
 use crate::log;
 

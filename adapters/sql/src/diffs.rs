@@ -32,11 +32,8 @@ const OF_PATH: &str = concat!(
     diff_columns!(),
     " FROM diffs WHERE hash_part = $1 AND output_path = $2 ORDER BY created_at DESC, id DESC LIMIT $3"
 );
-const ONE: &str = concat!(
-    "SELECT ",
-    diff_columns!(),
-    ", chunks FROM diffs WHERE id = $1 AND hash_part = $2 AND output_path = $3"
-);
+const ONE: &str =
+    concat!("SELECT ", diff_columns!(), ", chunks FROM diffs WHERE id = $1 AND hash_part = $2 AND output_path = $3");
 const CHUNKS: &str = "SELECT seq, data FROM diff_chunks WHERE diff_id = $1 ORDER BY seq";
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
@@ -96,7 +93,8 @@ impl<E: Executor> SqlStorage<E> {
             ],
         )];
         for (seq, piece) in pieces.iter().enumerate() {
-            statements.push(Statement::new(INSERT_CHUNK, vec![Param::Int(d.id), Param::Int(seq as i64), Param::Text(piece)]));
+            statements
+                .push(Statement::new(INSERT_CHUNK, vec![Param::Int(d.id), Param::Int(seq as i64), Param::Text(piece)]));
         }
         let results = self.executor().transaction(&statements).await?;
         Ok(results.first().is_some_and(|rows| !rows.is_empty()))

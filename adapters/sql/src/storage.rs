@@ -7,9 +7,9 @@ use async_trait::async_trait;
 use nhc_core::jobset::{JobsetName, Rev, Summary};
 use nhc_core::{BuilderName, DrvPath, StorePath};
 use nhc_storage::{
-    AttestationRecord, BuilderRecord, Cursor, DerivationOutputVote, DiffRecord, DiffUsage, NewDiff, EvaluationRecord, EvaluationRow, InsertCounts,
-    JobsetRecord, JobsetTokenRecord, NewBuilder, NewEvaluation, NewToken, PathCursor, PutOutcome, Storage, StoreError,
-    StoreResult, Submission, TokenRecord, Vote, VoteCounts,
+    AttestationRecord, BuilderRecord, Cursor, DerivationOutputVote, DiffRecord, DiffUsage, EvaluationRecord,
+    EvaluationRow, InsertCounts, JobsetRecord, JobsetTokenRecord, NewBuilder, NewDiff, NewEvaluation, NewToken,
+    PathCursor, PutOutcome, Storage, StoreError, StoreResult, Submission, TokenRecord, Vote, VoteCounts,
 };
 
 use crate::batch::{json_array_chunks, json_arrays, AttestationKey, InsertBatch};

@@ -12,8 +12,8 @@ use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Ref, Type};
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::fingerprint::References;
 use crate::diff::DiffFormat;
+use crate::fingerprint::References;
 use crate::jobset::{JobsetName, Rev};
 use crate::{BuilderName, DrvPath, NarHash, OutputName, PublicKey, Signature, StorePath};
 

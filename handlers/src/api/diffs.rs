@@ -69,11 +69,8 @@ impl<S: Send + Sync> FromRequest<S> for UploadBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
+        let declared =
+            req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > MAX_UPLOAD_BODY_BYTES as u64) {
             return Err(ApiError::PayloadTooLarge(MAX_UPLOAD_BODY_BYTES));
         }
@@ -195,7 +192,10 @@ async fn upload(
         (status = 503, description = "`unavailable`: the database is unavailable.", body = ErrorBody),
     )
 )]
-async fn list(State(state): State<AppState>, PathParams(basename): PathParams<String>) -> Result<Json<DiffList>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    PathParams(basename): PathParams<String>,
+) -> Result<Json<DiffList>, ApiError> {
     let path = path_of(&basename)?;
     let diffs = state.store.diffs_of_path(&path, MAX_LISTED).await?;
     Ok(Json(DiffList { diffs: diffs.into_iter().map(info).collect() }))
@@ -224,13 +224,14 @@ async fn report(
     PathParams((basename, id)): PathParams<(String, String)>,
 ) -> Result<Response, ApiError> {
     let path = path_of(&basename)?;
-    let id: i64 = id
-        .parse()
-        .ok()
-        .filter(|n| (0..(1i64 << 53)).contains(n))
-        .ok_or_else(|| ApiError::InvalidRequest(format!("{:?} is not a report id", id.chars().take(40).collect::<String>())))?;
-    let (meta, bytes) =
-        state.store.diff_report(&path, id).await?.ok_or_else(|| ApiError::NotFound(format!("no report {id} on {path}")))?;
+    let id: i64 = id.parse().ok().filter(|n| (0..(1i64 << 53)).contains(n)).ok_or_else(|| {
+        ApiError::InvalidRequest(format!("{:?} is not a report id", id.chars().take(40).collect::<String>()))
+    })?;
+    let (meta, bytes) = state
+        .store
+        .diff_report(&path, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no report {id} on {path}")))?;
     let filename = format!("attachment; filename=\"{}-{}.{}.txt.gz\"", path.basename(), id, meta.format);
     Ok((
         [

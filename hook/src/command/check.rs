@@ -84,7 +84,12 @@ pub fn run(cfg: &Config, args: Args) -> Exit {
     let uploader = if args.no_upload { None } else { Some(Uploader::new(cfg)?) };
     let mut differs = false;
     for (drv, outputs) in drvs {
-        let ctx = CheckContext { settings: &settings, uploader: uploader.as_ref(), report_dir: args.report_dir.as_deref(), keep: args.keep };
+        let ctx = CheckContext {
+            settings: &settings,
+            uploader: uploader.as_ref(),
+            report_dir: args.report_dir.as_deref(),
+            keep: args.keep,
+        };
         match check_drv(&mut store, &drv, &outputs, &ctx) {
             Outcome::Same => println!("same {drv}"),
             Outcome::Differs => differs = true,
@@ -291,7 +296,9 @@ pub fn flush_reports(cfg: &Config, dir: &Path) -> Result<(usize, usize), Command
     let mut files: Vec<PathBuf> = entries
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".diff.json") && !n.starts_with('.')))
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".diff.json") && !n.starts_with('.'))
+        })
         .collect();
     if files.is_empty() {
         return Ok((0, 0));
@@ -509,7 +516,9 @@ fn walk(root: &Path) -> BTreeMap<String, Entry> {
             Ok(m) => {
                 use std::os::unix::fs::PermissionsExt;
                 match hash_file(&path) {
-                    Ok(sha256) => Entry::File { executable: m.permissions().mode() & 0o111 != 0, sha256, size: m.len() },
+                    Ok(sha256) => {
+                        Entry::File { executable: m.permissions().mode() & 0o111 != 0, sha256, size: m.len() }
+                    }
                     Err(e) => Entry::Unreadable(e.to_string()),
                 }
             }

@@ -106,7 +106,11 @@ pub fn run(cfg: &Config, args: Args) -> Exit {
         "rebuild: {} path(s) of {} {rev} for builder {builder}{}",
         todo.len(),
         args.jobset,
-        if skipped > 0 { format!(" ({skipped} that failed before skipped; --retry-failed retries them)") } else { String::new() }
+        if skipped > 0 {
+            format!(" ({skipped} that failed before skipped; --retry-failed retries them)")
+        } else {
+            String::new()
+        }
     ));
     if args.dry_run {
         for (item, plan) in &todo {

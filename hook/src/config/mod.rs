@@ -290,18 +290,30 @@ pub fn diff_settings() -> Result<DiffSettings, String> {
         _ => Some("diffoscope".to_owned()),
     };
     let timeout = match env.var(DIFFOSCOPE_TIMEOUT.env) {
-        Some(v) => parse_secs(&v).ok_or_else(|| format!("{}: {v:?} is not a number of seconds in (0, 3600]", DIFFOSCOPE_TIMEOUT.env))?,
+        Some(v) => parse_secs(&v)
+            .ok_or_else(|| format!("{}: {v:?} is not a number of seconds in (0, 3600]", DIFFOSCOPE_TIMEOUT.env))?,
         None => Duration::from_secs(600),
     };
     let number = |s: &Setting, default: u64, max: u64| -> Result<u64, String> {
         match env.var(s.env) {
-            Some(v) => v.trim().parse::<u64>().ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| format!("{}: {v:?} is not a number in 1..={max}", s.env)),
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| format!("{}: {v:?} is not a number in 1..={max}", s.env)),
             None => Ok(default),
         }
     };
     let memory_mb = number(&DIFFOSCOPE_MEMORY, 2048, 1 << 30)?;
-    let max_bytes = number(&DIFF_MAX_BYTES, nhc_core::diff::MAX_REPORT_BYTES as u64, nhc_core::diff::MAX_REPORT_BYTES as u64)?;
-    Ok(DiffSettings { diffoscope, timeout, memory_bytes: memory_mb.saturating_mul(1 << 20), max_bytes: max_bytes as usize })
+    let max_bytes =
+        number(&DIFF_MAX_BYTES, nhc_core::diff::MAX_REPORT_BYTES as u64, nhc_core::diff::MAX_REPORT_BYTES as u64)?;
+    Ok(DiffSettings {
+        diffoscope,
+        timeout,
+        memory_bytes: memory_mb.saturating_mul(1 << 20),
+        max_bytes: max_bytes as usize,
+    })
 }
 
 /// The settings, resolved but not yet loaded (secrets are read on demand, so that
