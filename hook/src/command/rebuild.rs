@@ -119,7 +119,7 @@ pub fn run(cfg: &Config, args: Args) -> Exit {
                 Plan::Check(d) => format!("check {d}"),
                 Plan::Unavailable(why) => format!("unavailable: {why}"),
             };
-            println!("{} {} {what}", item.path, item.status);
+            println!("{} {} {what}", item.path, item.status.as_str());
         }
         return Ok(0);
     }
