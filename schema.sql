@@ -146,3 +146,32 @@ CREATE TABLE IF NOT EXISTS evaluation_edges (
     to_ord        BIGINT NOT NULL,
     PRIMARY KEY (evaluation_id, from_ord, to_ord)
 );
+
+-- Diff reports (docs/api.md, "Diff reports"): how a builder's rebuild of a path
+-- differed, signed by the builder. The id is the first 53 bits of SHA-256 over
+-- (builder, path, report hash), so the same upload again is the same row. The gzip
+-- report is kept in base64 pieces of 512 KiB in diff_chunks: D1 refuses a row over
+-- 2 MB, and every database stores it the same way.
+CREATE TABLE IF NOT EXISTS diffs (
+    id            BIGINT PRIMARY KEY,
+    hash_part     TEXT NOT NULL,
+    output_path   TEXT NOT NULL,
+    builder       TEXT NOT NULL REFERENCES builders (name),
+    nar_hash_a    TEXT NOT NULL,
+    nar_hash_b    TEXT NOT NULL,
+    format        TEXT NOT NULL,
+    report_sha256 TEXT NOT NULL,
+    size          BIGINT NOT NULL,
+    chunks        BIGINT NOT NULL,
+    signature     TEXT NOT NULL,
+    created_at    BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS diffs_by_path ON diffs (hash_part, output_path, created_at);
+CREATE INDEX IF NOT EXISTS diffs_by_builder ON diffs (builder);
+
+CREATE TABLE IF NOT EXISTS diff_chunks (
+    diff_id BIGINT NOT NULL REFERENCES diffs (id),
+    seq     BIGINT NOT NULL,
+    data    TEXT NOT NULL,
+    PRIMARY KEY (diff_id, seq)
+);

@@ -33,6 +33,10 @@ NHC_FUZZ_SECONDS=$NHC_FUZZ_SECONDS scripts/fuzz
 step "the hook and client end to end: real Nix 2.8 building with nhc-hook against nhc-server (hook/e2e.sh)"
 hook/e2e.sh
 
+step "nhc check and nhc rebuild end to end: diff reports (diffoscope and the file list) and jobset rebuilds with real Nix 2.8 (hook/rebuild-e2e.sh)"
+command -v diffoscope >/dev/null || apt-get install -y -q --no-install-recommends diffoscope-minimal >/dev/null 2>&1 || true
+hook/rebuild-e2e.sh
+
 step "nhc import end to end: a real signed Nix binary cache over http:// and file:// (hook/import-e2e.sh)"
 hook/import-e2e.sh
 

@@ -31,6 +31,10 @@ pub enum ApiError {
     /// path than allowed.
     #[error("{0}")]
     TooManyHashes(String),
+    /// A diff report would give its builder more reports on a path, or more bytes
+    /// of reports, than allowed.
+    #[error("{0}")]
+    TooManyDiffs(String),
     #[error("request body larger than {0} bytes")]
     PayloadTooLarge(usize),
     #[error("{0}")]
@@ -51,7 +55,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::TooManyHashes(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyHashes(_) | ApiError::TooManyDiffs(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -70,6 +74,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::TooManyHashes(_) => "too_many_hashes",
+            ApiError::TooManyDiffs(_) => "too_many_diffs",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal_error",

@@ -13,7 +13,7 @@ pub mod service;
 mod state;
 mod web;
 
-pub use api::{openapi, router};
+pub use api::{openapi, router, DiffLimits};
 pub use error::ApiError;
 pub use nhc_storage::{Storage, StoreError};
 pub use offload::OFFLOAD_MIN_UNITS;

@@ -25,6 +25,8 @@ pub struct AppState {
     pub(crate) admin_token_hash: Option<[u8; 32]>,
     /// Distinct NAR hashes one builder may store for one output path; 0: no limit.
     pub(crate) max_hashes_per_path: usize,
+    /// What each builder may store of diff reports.
+    pub(crate) diff_limits: crate::api::DiffLimits,
 }
 
 impl AppState {
@@ -50,6 +52,7 @@ impl AppState {
             clock,
             admin_token_hash,
             max_hashes_per_path: crate::service::attestations::DEFAULT_MAX_HASHES_PER_PATH,
+            diff_limits: crate::api::DiffLimits::default(),
         }
     }
 
@@ -58,6 +61,12 @@ impl AppState {
     /// 0 turns the limit off.
     pub fn with_max_hashes_per_path(mut self, max: usize) -> Self {
         self.max_hashes_per_path = max;
+        self
+    }
+
+    /// What each builder may store of diff reports (default [`DiffLimits::default`](crate::DiffLimits)).
+    pub fn with_diff_limits(mut self, limits: crate::api::DiffLimits) -> Self {
+        self.diff_limits = limits;
         self
     }
 

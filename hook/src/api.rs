@@ -419,6 +419,58 @@ impl Client {
         self.get_json(&format!("/v1/jobsets/{jobset}/evaluations/{rev}/diff/{other}"))
     }
 
+    /// `POST /v1/outputs/{basename}/diffs`: a signed diff report; whether it is new
+    /// (201) or was stored already (200), and its description.
+    pub fn upload_diff(
+        &self,
+        token: &Token,
+        path: &StorePath,
+        upload: &nhc_core::diff::DiffUpload,
+    ) -> Result<(bool, nhc_core::diff::DiffInfo), ApiError> {
+        let url = format!("{}/v1/outputs/{}/diffs", self.base, path.basename());
+        let data = serde_json::to_vec(upload)
+            .map_err(|e| ApiError::Unexpected { url: redact_url(&url), message: e.to_string() })?;
+        let resp = self
+            .agent
+            .post(&url)
+            .config()
+            .timeout_global(Some(Duration::from_secs(120)))
+            .build()
+            .header("Authorization", &format!("Bearer {}", token.as_str()))
+            .header("Content-Type", "application/json")
+            .send(&data[..]);
+        match self.answer(&url, resp)? {
+            (status @ 200..=299, text) => Ok((status == 201, Client::decode(&url, &text)?)),
+            (status, text) => Err(Client::failed(&url, status, text)),
+        }
+    }
+
+    /// `GET /v1/me`: the token's builder name.
+    pub fn me(&self, token: &Token) -> Result<nhc_core::BuilderName, ApiError> {
+        #[derive(serde::Deserialize)]
+        struct Me {
+            name: nhc_core::BuilderName,
+        }
+        let url = format!("{}/v1/me", self.base);
+        let resp = self.agent.get(&url).header("Authorization", &format!("Bearer {}", token.as_str())).call();
+        match self.answer(&url, resp)? {
+            (200..=299, text) => Ok(Client::decode::<Me>(&url, &text)?.name),
+            (status, text) => Err(Client::failed(&url, status, text)),
+        }
+    }
+
+    /// `GET /v1/jobsets/{name}/evaluations/{rev}/suggest?builder=&limit=`; `None` for an
+    /// unknown jobset or evaluation.
+    pub fn suggest(
+        &self,
+        jobset: &JobsetName,
+        rev: &Rev,
+        builder: &nhc_core::BuilderName,
+        limit: u32,
+    ) -> Result<Option<nhc_core::jobset::SuggestResponse>, ApiError> {
+        self.get_json(&format!("/v1/jobsets/{jobset}/evaluations/{rev}/suggest?builder={builder}&limit={limit}"))
+    }
+
     /// Reads a response: its status and (bounded) body, or what it means when it is a
     /// redirect.
     fn answer(

@@ -3,7 +3,9 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::command::{self, flush, hash, import, jobset, keygen, proxy, pubkey, status, submit, with_config};
+use crate::command::{
+    self, check, flush, hash, import, jobset, keygen, proxy, pubkey, rebuild, status, submit, with_config,
+};
 use crate::config;
 use crate::log;
 
@@ -30,6 +32,8 @@ enum Cmd {
     Jobset(jobset::Args),
     Import(import::Args),
     Proxy(proxy::Args),
+    Check(check::Args),
+    Rebuild(rebuild::Args),
 }
 
 /// The `nhc` binary; returns its exit status.
@@ -45,6 +49,8 @@ pub fn main() -> i32 {
         Cmd::Jobset(a) => with_config(|cfg| jobset::run(cfg, a)),
         Cmd::Import(a) => with_config(|cfg| import::run(cfg, a)),
         Cmd::Proxy(a) => with_config(|cfg| proxy::run(cfg, a)),
+        Cmd::Check(a) => with_config(|cfg| check::run(cfg, a)),
+        Cmd::Rebuild(a) => with_config(|cfg| rebuild::run(cfg, a)),
     };
     r.unwrap_or_else(|e: command::CommandError| {
         log::error(&e.to_string());

@@ -257,7 +257,11 @@ async fn serve(database: &str, args: ServeArgs) -> Result<(), String> {
     };
     let store = open(database, &opts).await?;
     let state = AppState::new(store.clone(), system_clock(), admin_token.as_deref())
-        .with_max_hashes_per_path(args.limits.max_hashes_per_path);
+        .with_max_hashes_per_path(args.limits.max_hashes_per_path)
+        .with_diff_limits(nhc_handlers::DiffLimits {
+            bytes_per_builder: args.limits.max_diff_bytes_per_builder,
+            per_path: args.limits.max_diffs_per_path,
+        });
     if !state.admin_enabled() {
         tracing::warn!("NHC_ADMIN_TOKEN is not set: the admin API is disabled (use `nhc-server builder add`)");
     }

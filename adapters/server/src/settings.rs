@@ -91,6 +91,12 @@ pub struct LimitArgs {
         default_value_t = nhc_handlers::service::attestations::DEFAULT_MAX_HASHES_PER_PATH
     )]
     pub max_hashes_per_path: usize,
+    /// Bytes of diff reports (gzip) one builder may have stored in all (422 `too_many_diffs`).
+    #[arg(long, env = "NHC_MAX_DIFF_BYTES_PER_BUILDER", default_value_t = 256 * 1024 * 1024, value_name = "BYTES")]
+    pub max_diff_bytes_per_builder: u64,
+    /// Diff reports one builder may have stored on one output path (422 `too_many_diffs`).
+    #[arg(long, env = "NHC_MAX_DIFFS_PER_PATH", default_value_t = 8)]
+    pub max_diffs_per_path: u64,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -5,6 +5,7 @@
 //! the drivers only move values between their database and these types.
 
 pub mod batch;
+mod diffs;
 mod exec;
 mod jobsets;
 mod rows;

@@ -49,7 +49,9 @@ pub const REVOKE_TOKENS: &str =
 pub const DELETE_TOKENS: &str = "DELETE FROM tokens WHERE builder = $1";
 pub const MARK_DELETED: &str = "UPDATE builders SET deleted_at = $2 WHERE name = $1";
 /// A purge removes everything of the builder, in this order.
-pub const PURGE: [&str; 4] = [
+pub const PURGE: [&str; 6] = [
+    "DELETE FROM diff_chunks WHERE diff_id IN (SELECT id FROM diffs WHERE builder = $1)",
+    "DELETE FROM diffs WHERE builder = $1",
     "DELETE FROM attestations WHERE builder = $1",
     "DELETE FROM tokens WHERE builder = $1",
     "DELETE FROM builder_keys WHERE builder = $1",

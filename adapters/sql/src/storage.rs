@@ -7,9 +7,9 @@ use async_trait::async_trait;
 use nhc_core::jobset::{JobsetName, Rev, Summary};
 use nhc_core::{BuilderName, DrvPath, StorePath};
 use nhc_storage::{
-    AttestationRecord, BuilderRecord, Cursor, DerivationOutputVote, EvaluationItemRow, EvaluationRecord, InsertCounts,
-    ItemQuery, JobsetRecord, JobsetTokenRecord, NewBuilder, NewEvaluation, NewToken, PathCursor, PutOutcome, Storage,
-    StoreError, StoreResult, Submission, TokenRecord, Vote, VoteCounts,
+    AttestationRecord, BuilderRecord, Cursor, DerivationOutputVote, DiffRecord, DiffUsage, EvaluationItemRow,
+    EvaluationRecord, InsertCounts, ItemQuery, JobsetRecord, JobsetTokenRecord, NewBuilder, NewDiff, NewEvaluation,
+    NewToken, PathCursor, PutOutcome, Storage, StoreError, StoreResult, Submission, TokenRecord, Vote, VoteCounts,
 };
 
 use crate::batch::{json_array_chunks, json_arrays, AttestationKey, InsertBatch};
@@ -372,5 +372,23 @@ impl<E: Executor> Storage for SqlStorage<E> {
 
     async fn stale_evaluations(&self, limit: u32) -> StoreResult<Vec<EvaluationRecord>> {
         self.evaluation_stale(limit).await
+    }
+
+    // Diff reports: in `crate::diffs`.
+
+    async fn diff_usage(&self, builder: &BuilderName, path: &StorePath) -> StoreResult<DiffUsage> {
+        self.diff_usage_of(builder, path).await
+    }
+
+    async fn insert_diff(&self, diff: &NewDiff) -> StoreResult<bool> {
+        self.diff_insert(diff).await
+    }
+
+    async fn diffs_of_path(&self, path: &StorePath, limit: u32) -> StoreResult<Vec<DiffRecord>> {
+        self.diffs_of(path, limit).await
+    }
+
+    async fn diff_report(&self, path: &StorePath, id: i64) -> StoreResult<Option<(DiffRecord, Vec<u8>)>> {
+        self.diff_with_report(path, id).await
     }
 }

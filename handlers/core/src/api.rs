@@ -222,6 +222,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     Conflict,
     TooManyHashes,
+    /// A builder's diff reports would pass a limit (per path or in bytes).
+    TooManyDiffs,
     PayloadTooLarge,
     RateLimited,
     Overloaded,

@@ -30,6 +30,8 @@ pub enum ParseError {
     Rev(String),
     #[error("invalid status: {0}")]
     Status(String),
+    #[error("invalid diff format: {0}")]
+    DiffFormat(String),
 }
 
 /// Shortens and quotes a hostile or huge input so that it can be echoed in an error.

@@ -4,6 +4,7 @@
 //! these types once; code behind the boundary never re-checks strings.
 
 pub mod api;
+pub mod diff;
 mod error;
 pub mod fingerprint;
 pub mod jobset;

@@ -12,6 +12,7 @@ use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Ref, Type};
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
+use crate::diff::DiffFormat;
 use crate::fingerprint::References;
 use crate::jobset::{JobsetName, Rev};
 use crate::{BuilderName, DrvPath, NarHash, OutputName, PublicKey, Signature, StorePath};
@@ -153,4 +154,18 @@ string_schema!(
         Some("^[A-Za-z0-9._-]{1,128}$".to_owned()),
         "5e0ca22929f3342b19569b21b2f3462f053e497b",
     )
+);
+
+string_schema!(
+    DiffFormat,
+    "DiffFormat",
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(
+            "What a diff report is: `diffoscope-text` (diffoscope's text report) or `file-list` \
+             (one line per differing file with both hashes)."
+        ))
+        .enum_values(Some(["diffoscope-text", "file-list"]))
+        .examples(["diffoscope-text"])
+        .into()
 );

@@ -4,6 +4,7 @@ mod admin;
 mod binary_cache;
 mod builders;
 mod derivations;
+mod diffs;
 mod jobsets;
 mod me;
 mod openapi;
@@ -24,6 +25,8 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use diffs::DiffLimits;
+
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -37,6 +40,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(me::routes())
         .merge(builders::routes())
         .merge(outputs::routes())
+        .merge(diffs::routes())
         .merge(derivations::routes())
         .merge(status::routes())
         .merge(submit::routes())

@@ -247,6 +247,7 @@ mod tests {
             ApiError::MethodNotAllowed,
             ApiError::Conflict(m()),
             ApiError::TooManyHashes(m()),
+            ApiError::TooManyDiffs(m()),
             ApiError::PayloadTooLarge(1),
             ApiError::Unavailable(m()),
             ApiError::Internal(m()),
@@ -264,6 +265,7 @@ mod tests {
                 | ApiError::MethodNotAllowed
                 | ApiError::Conflict(_)
                 | ApiError::TooManyHashes(_)
+                | ApiError::TooManyDiffs(_)
                 | ApiError::PayloadTooLarge(_)
                 | ApiError::Unavailable(_)
                 | ApiError::Internal(_) => {}

@@ -8,7 +8,9 @@ use nhc_core::fingerprint::References;
 use nhc_core::jobset::{JobsetName, Rev, Summary};
 use nhc_core::{BuilderName, DrvPath, NarHash, OutputName, PublicKey, Signature, StorePath};
 
+mod diffs;
 mod jobsets;
+pub use diffs::{DiffRecord, DiffUsage, NewDiff, DIFF_CHUNK_BYTES};
 pub use jobsets::{
     status_bit, status_mask, EvaluationItemRow, EvaluationRecord, ItemQuery, JobsetRecord, JobsetTokenRecord,
     NewEvaluation, NewEvaluationItem, PutOutcome, ALL_STATUSES,
@@ -309,6 +311,22 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Evaluations whose cached summary is invalid (`summary_at <= 0`), at most `limit`.
     async fn stale_evaluations(&self, limit: u32) -> StoreResult<Vec<EvaluationRecord>>;
+
+    // Diff reports (docs/api.md, "Diff reports").
+
+    /// A builder's stored bytes of reports, and its number of reports on `path`.
+    async fn diff_usage(&self, builder: &BuilderName, path: &StorePath) -> StoreResult<DiffUsage>;
+
+    /// Stores a report and its pieces in one transaction. False when a report with
+    /// this id exists (the same upload again): nothing changes.
+    async fn insert_diff(&self, diff: &NewDiff) -> StoreResult<bool>;
+
+    /// The reports on a path, newest first, at most `limit`.
+    async fn diffs_of_path(&self, path: &StorePath, limit: u32) -> StoreResult<Vec<DiffRecord>>;
+
+    /// One report on a path with its gzip bytes; `None` when there is no such report
+    /// on that path.
+    async fn diff_report(&self, path: &StorePath, id: i64) -> StoreResult<Option<(DiffRecord, Vec<u8>)>>;
 }
 
 #[cfg(test)]

@@ -45,8 +45,20 @@ pub fn run(cfg: &Config, args: Args) -> Exit {
         }
     }
     spool.clean_stale(24 * 3600);
+    // Diff reports the diff-hook left unsigned (HASH_COLLECTION_DIFF_SPOOL).
+    let mut diffs_left = 0;
+    if let Some(dir) = config::diff_spool() {
+        let (sent, left) = super::check::flush_reports(cfg, &dir)?;
+        if sent + left > 0 {
+            log::info(&format!("diff reports: uploaded {sent}, left {left}"));
+        }
+        diffs_left = left;
+    }
     let items = spool.items().map_err(CommandError::Spool)?;
     if items.is_empty() {
+        if diffs_left > 0 {
+            return Ok(1);
+        }
         if cfg.verbose {
             log::info(&format!("the spool {} is empty", spool.dir().display()));
         }
@@ -72,5 +84,5 @@ pub fn run(cfg: &Config, args: Args) -> Exit {
             String::new()
         }
     ));
-    Ok(if t.left == 0 { 0 } else { 1 })
+    Ok(if t.left == 0 && diffs_left == 0 { 0 } else { 1 })
 }

@@ -1,6 +1,7 @@
 //! The `nhc` commands, one file each: the command's arguments (its `--help`) and what
 //! it does. A new command is a new file here and a line in `cli.rs`.
 
+pub mod check;
 pub mod flush;
 pub mod hash;
 pub mod import;
@@ -8,6 +9,7 @@ pub mod jobset;
 pub mod keygen;
 pub mod proxy;
 pub mod pubkey;
+pub mod rebuild;
 pub mod status;
 pub mod submit;
 

@@ -29,6 +29,13 @@ pub struct Args {
     verify: bool,
 }
 
+impl Args {
+    /// `nhc submit PATH..` without flags, for other commands.
+    pub fn for_paths(paths: Vec<String>) -> Args {
+        Args { paths, asynchronous: false, verify: false }
+    }
+}
+
 pub fn run(cfg: &Config, args: Args) -> Exit {
     let key = cfg.secret_key()?;
     let mut store = Store::new(config::store_location());

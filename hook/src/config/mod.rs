@@ -277,6 +277,58 @@ pub struct ProxyConfig {
     pub dry_run: bool,
 }
 
+/// How `nhc check` makes a diff report (environment only, like [`DIFF_REPORT_ONLY`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiffSettings {
+    /// The diffoscope to run; `None`: `off`.
+    pub diffoscope: Option<String>,
+    pub timeout: Duration,
+    pub memory_bytes: u64,
+    /// Largest gzip report sent.
+    pub max_bytes: usize,
+}
+
+/// `HASH_COLLECTION_DIFF_SPOOL` (environment only).
+pub fn diff_spool() -> Option<PathBuf> {
+    ProcessEnv.var(DIFF_SPOOL.env).filter(|v| !v.trim().is_empty()).map(PathBuf::from)
+}
+
+/// `HASH_COLLECTION_DIFFOSCOPE*` and `HASH_COLLECTION_DIFF_MAX_BYTES`; a value that does
+/// not parse is an error naming the variable.
+pub fn diff_settings() -> Result<DiffSettings, String> {
+    let env = ProcessEnv;
+    let diffoscope = match env.var(DIFFOSCOPE.env) {
+        Some(v) if v.trim() == "off" => None,
+        Some(v) if !v.trim().is_empty() => Some(v.trim().to_owned()),
+        _ => Some("diffoscope".to_owned()),
+    };
+    let timeout = match env.var(DIFFOSCOPE_TIMEOUT.env) {
+        Some(v) => parse_secs(&v)
+            .ok_or_else(|| format!("{}: {v:?} is not a number of seconds in (0, 3600]", DIFFOSCOPE_TIMEOUT.env))?,
+        None => Duration::from_secs(600),
+    };
+    let number = |s: &Setting, default: u64, max: u64| -> Result<u64, String> {
+        match env.var(s.env) {
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| format!("{}: {v:?} is not a number in 1..={max}", s.env)),
+            None => Ok(default),
+        }
+    };
+    let memory_mb = number(&DIFFOSCOPE_MEMORY, 2048, 1 << 30)?;
+    let max_bytes =
+        number(&DIFF_MAX_BYTES, nhc_core::diff::MAX_REPORT_BYTES as u64, nhc_core::diff::MAX_REPORT_BYTES as u64)?;
+    Ok(DiffSettings {
+        diffoscope,
+        timeout,
+        memory_bytes: memory_mb.saturating_mul(1 << 20),
+        max_bytes: max_bytes as usize,
+    })
+}
+
 /// The settings, resolved but not yet loaded (secrets are read on demand, so that
 /// commands that do not need them do not fail without them).
 pub struct Config {

@@ -189,6 +189,44 @@ pub const DIFF_REPORT_ONLY: Setting = Setting {
     meaning: "the diff-hook only prints the stored and the rebuilt hash and attests nothing (the NixOS module \
               sets it: under `nix-daemon` the diff-hook runs as a build user that cannot read the key)",
 };
+pub const DIFF_SPOOL: Setting = Setting {
+    env: "HASH_COLLECTION_DIFF_SPOOL",
+    key: None,
+    kind: Kind::Text,
+    default: "none",
+    meaning: "in report-only mode the diff-hook also writes an unsigned diff report here (the NixOS module makes it \
+              writable by build users and readable by root only); `nhc flush` signs and uploads them",
+};
+pub const DIFFOSCOPE: Setting = Setting {
+    env: "HASH_COLLECTION_DIFFOSCOPE",
+    key: None,
+    kind: Kind::Text,
+    default: "`diffoscope`",
+    meaning: "the diffoscope that `nhc check` runs on a build that differs (a command on `PATH` or a path); \
+              `off`, or none installed: a list of the differing files with their hashes instead",
+};
+pub const DIFFOSCOPE_TIMEOUT: Setting = Setting {
+    env: "HASH_COLLECTION_DIFFOSCOPE_TIMEOUT",
+    key: None,
+    kind: Kind::Seconds,
+    default: "600",
+    meaning: "diffoscope is killed after this many seconds (then the file list is sent)",
+};
+pub const DIFFOSCOPE_MEMORY: Setting = Setting {
+    env: "HASH_COLLECTION_DIFFOSCOPE_MEMORY_MB",
+    key: None,
+    kind: Kind::Text,
+    default: "2048",
+    meaning: "address-space limit of diffoscope, in MiB",
+};
+pub const DIFF_MAX_BYTES: Setting = Setting {
+    env: "HASH_COLLECTION_DIFF_MAX_BYTES",
+    key: None,
+    kind: Kind::Text,
+    default: "4000000",
+    meaning: "largest diff report `nhc check` sends, gzip-compressed (at most the server's 4000000); a longer \
+              report is cut",
+};
 
 /// Every setting, in the order `--help` and the README list them.
 pub const SETTINGS: &[&Setting] = &[
@@ -215,6 +253,11 @@ pub const SETTINGS: &[&Setting] = &[
     &CONFIG,
     &NIX_DB,
     &DIFF_REPORT_ONLY,
+    &DIFF_SPOOL,
+    &DIFFOSCOPE,
+    &DIFFOSCOPE_TIMEOUT,
+    &DIFFOSCOPE_MEMORY,
+    &DIFF_MAX_BYTES,
 ];
 
 /// What `--help` says after the table of settings.

@@ -82,9 +82,25 @@ pub fn run(original: &str, check: &str, drv: &str) {
         log::warn(&n.to_string());
     }
     if report_only {
+        if let (Some(dir), Some(info)) = (config::diff_spool(), &recorded) {
+            spool_report(&store, &dir, &original, check, info.nar_hash);
+        }
         return;
     }
     let Some((cfg, key)) = super::load_config_and_key() else { return };
     let facts = OutputFacts { name, path: original, nar_hash: rebuilt, nar_size: digest.size, references };
     attest::attest(&cfg, &key, Some(&drv), vec![facts], cfg.async_mode);
+}
+
+/// Report-only mode with `HASH_COLLECTION_DIFF_SPOOL`: the report, unsigned, for `nhc flush`.
+fn spool_report(store: &Store, dir: &Path, original: &StorePath, check: &Path, hash_a: NarHash) {
+    use crate::command::check;
+    let made = config::diff_settings()
+        .map_err(crate::command::CommandError::Usage)
+        .and_then(|s| check::build_report(store, original, check, &hash_a, &s))
+        .and_then(|(hash_b, format, gz)| check::spool_report(dir, original, hash_a, hash_b, format, &gz));
+    match made {
+        Ok(file) => log::info(&format!("diff-hook: the diff report is in {} for nhc flush", file.display())),
+        Err(e) => log::error(&format!("diff-hook: cannot write the diff report into {}: {e}", dir.display())),
+    }
 }

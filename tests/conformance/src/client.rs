@@ -128,6 +128,24 @@ impl Ctx {
         self.finish(&format!("GET {path}"), req.call())
     }
 
+    /// GET a binary body: (status, content type, bytes).
+    pub fn get_bytes(&self, path: &str) -> Result<(u16, String, Vec<u8>), Failed> {
+        let mut r = self
+            .agent
+            .get(self.url(path))
+            .call()
+            .map_err(|e| Failed::from(format!("GET {path}: HTTP request failed: {e}")))?;
+        let status = r.status().as_u16();
+        let content_type = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let body = r
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .read_to_vec()
+            .map_err(|e| Failed::from(format!("reading the response failed: {e}")))?;
+        Ok((status, content_type, body))
+    }
+
     pub fn head(&self, path: &str) -> Result<Resp, Failed> {
         self.finish(&format!("HEAD {path}"), self.agent.head(self.url(path)).call())
     }

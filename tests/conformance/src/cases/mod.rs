@@ -4,6 +4,7 @@ mod admin;
 mod bad_input;
 mod basics;
 mod concurrency;
+mod diffs;
 mod jobsets;
 mod limits;
 mod me;
@@ -74,6 +75,10 @@ pub fn all() -> Vec<(&'static str, Case)> {
         queries::query_inputs_are_validated,
         pagination::attestations_page_newest_first,
         pagination::page_parameters_are_validated,
+        diffs::an_uploaded_report_is_listed_and_downloaded,
+        diffs::a_large_report_is_stored_in_pieces,
+        diffs::bad_uploads_are_refused_and_store_nothing,
+        diffs::a_ninth_report_on_a_path_is_refused,
         limits::a_fifth_distinct_hash_is_refused_whole,
         limits::output_attestations_come_in_pages,
         limits::output_page_parameters_are_validated,
