@@ -101,7 +101,13 @@ class Builder:
             sig = base64.b64encode(self.key.sign(fp.encode())).decode()
             outs.append({"output_name": name, "output_path": path, "nar_hash": h, "nar_size": size,
                          "references": [], "signature": f"{self.key_name}:{sig}"})
-        st, body = api("POST", "/v1/attestations", {"drv_path": drv, "outputs": outs}, self.token)
+        # The server limits each builder's request rate (429 with Retry-After); a
+        # well-behaved client waits and sends again.
+        for _ in range(50):
+            st, body = api("POST", "/v1/attestations", {"drv_path": drv, "outputs": outs}, self.token)
+            if st != 429:
+                break
+            time.sleep(1)
         assert st == 201, (st, body)
 
 
