@@ -33,6 +33,9 @@ NHC_FUZZ_SECONDS=$NHC_FUZZ_SECONDS scripts/fuzz
 step "the hook and client end to end: real Nix 2.8 building with nhc-hook against nhc-server (hook/e2e.sh)"
 hook/e2e.sh
 
+step "jobsets end to end: two builders with real Nix 2.8, nhc jobset push --closure/--build-closure, show exit codes, diff (hook/jobset-e2e.sh)"
+hook/jobset-e2e.sh
+
 step "nhc check and nhc rebuild end to end: diff reports (diffoscope and the file list) and jobset rebuilds with real Nix 2.8 (hook/rebuild-e2e.sh)"
 command -v diffoscope >/dev/null || apt-get install -y -q --no-install-recommends diffoscope-minimal >/dev/null 2>&1 || true
 hook/rebuild-e2e.sh
