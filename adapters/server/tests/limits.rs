@@ -470,7 +470,7 @@ fn error_bodies_carry_the_request_id() {
     assert_eq!(r.json()["request_id"], "trace-42", "{r:?}");
     let r = try_request(
         server.addr,
-        "GET /nope/nope/nope HTTP/1.1\r\nHost: x\r\nx-request-id: a b\"c\r\nConnection: close\r\n\r\n",
+        "GET /v1/nope/nope/nope HTTP/1.1\r\nHost: x\r\nx-request-id: a b\"c\r\nConnection: close\r\n\r\n",
     )
     .unwrap();
     assert_eq!(r.status, 404);
