@@ -132,7 +132,8 @@ pub fn bad_uploads_are_refused_and_store_nothing(ctx: &Ctx) -> TestResult {
     changed["format"] = json!("diffoscope-text");
     upload(ctx, &b, &path, &changed)?.expect_error(400, "bad_signature")?;
     // Equal hashes, not gzip, not base64, an unknown format, an unknown field.
-    let same = Report { b: report.a, ..Report::new("x") };
+    let x = Report::new("x");
+    let same = Report { b: x.a.clone(), ..x };
     upload(ctx, &b, &path, &same.body(&path, b.key()))?.expect_error(400, "invalid_request")?;
     let plain = Report { gz: b"plain text".to_vec(), ..Report::new("") };
     upload(ctx, &b, &path, &plain.body(&path, b.key()))?.expect_error(400, "invalid_request")?;

@@ -59,7 +59,8 @@ pub fn every_documented_route_is_served(ctx: &Ctx) -> TestResult {
             .replace("{drv}", "00000000000000000000000000000000-conformance.drv")
             .replace("{file}", "00000000000000000000000000000000.narinfo")
             .replace("{rev}", "conformance-rev")
-            .replace("{other_rev}", "conformance-other-rev");
+            .replace("{other_rev}", "conformance-other-rev")
+            .replace("{id}", "1");
         ensure!(!path.contains('{'), "no example value for a parameter of {template}");
         for method in item.as_object().map(|m| m.keys().cloned().collect::<Vec<_>>()).unwrap_or_default() {
             let r = match method.as_str() {
