@@ -133,7 +133,7 @@ pub fn bad_uploads_are_refused_and_store_nothing(ctx: &Ctx) -> TestResult {
     upload(ctx, &b, &path, &changed)?.expect_error(400, "bad_signature")?;
     // Equal hashes, not gzip, not base64, an unknown format, an unknown field.
     let x = Report::new("x");
-    let same = Report { b: x.a.clone(), ..x };
+    let same = Report { b: x.a, ..x };
     upload(ctx, &b, &path, &same.body(&path, b.key()))?.expect_error(400, "invalid_request")?;
     let plain = Report { gz: b"plain text".to_vec(), ..Report::new("") };
     upload(ctx, &b, &path, &plain.body(&path, b.key()))?.expect_error(400, "invalid_request")?;
