@@ -57,6 +57,15 @@ def hash_part(seed: str) -> str:
     return nix32(hashlib.sha256(seed.encode()).digest()[:20])
 
 
+def wait_until(cond, seconds=10.0):
+    """Polls `cond` until it holds (navigation after a click is asynchronous)."""
+    deadline = time.monotonic() + seconds
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the page")
+        time.sleep(0.05)
+
+
 def store_path(name: str) -> str:
     return f"/nix/store/{hash_part(RUN + name)}-{name}"
 
@@ -399,6 +408,8 @@ def run(wd, a, b, c, jobset, paths):
         assert len(names) == 10 and all("-pkg01" in n for n in names), names
         wd.type("#f-q", "pkg14")
         wd.click('form.filter button[type="submit"]')
+        # A click that submits a form does not wait for the next page: wait for its URL.
+        wait_until(lambda: "q=pkg14" in wd.current())
         names = wd.js("return [...document.querySelectorAll('table.paths td:first-child a.path')].map(e => e.textContent)")
         assert len(names) == 10 and all("-pkg14" in n for n in names), names
         page_ok(wd, "05-evaluation-search")
@@ -436,10 +447,12 @@ def run(wd, a, b, c, jobset, paths):
         wd.go("/")
         wd.type("#site-search", paths[3])
         wd.click('form.search button[type="submit"]')
+        wait_until(lambda: "/outputs/" in wd.current())
         assert wd.current().endswith("/outputs/" + paths[3].split("/")[-1]), wd.current()
         wd.go("/")
         wd.type("#site-search", "pkg12")
         wd.click('form.search button[type="submit"]')
+        wait_until(lambda: "/search" in wd.current())
         body = wd.text()
         assert "10 paths contain" in body, body[:600]
         page_ok(wd, "10-search")
