@@ -117,7 +117,7 @@ impl Ctx {
     }
 
     pub fn get(&self, path: &str) -> Result<Resp, Failed> {
-        self.finish(&format!("GET {path}"), self.agent.get(self.url(path)).call())
+        self.finish(&format!("GET {path}"), once_more(|| self.agent.get(self.url(path)).call()))
     }
 
     pub fn get_auth(&self, path: &str, token: Option<&str>) -> Result<Resp, Failed> {
@@ -147,7 +147,7 @@ impl Ctx {
     }
 
     pub fn head(&self, path: &str) -> Result<Resp, Failed> {
-        self.finish(&format!("HEAD {path}"), self.agent.head(self.url(path)).call())
+        self.finish(&format!("HEAD {path}"), once_more(|| self.agent.head(self.url(path)).call()))
     }
 
     pub fn post(&self, path: &str, token: Option<&str>, body: &[u8]) -> Result<Resp, Failed> {
@@ -310,4 +310,13 @@ macro_rules! ensure_eq {
             )));
         }
     }};
+}
+
+/// GET and HEAD are idempotent: like any HTTP client, send once more when the kept-alive
+/// connection the agent reused turned out to be closed by the server (a server may close
+/// a connection after an error answer without reading the request body).
+fn once_more(
+    call: impl Fn() -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+    call().or_else(|_| call())
 }
