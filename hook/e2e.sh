@@ -19,6 +19,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=hook/bench/private-store.sh
+. "$root/hook/bench/private-store.sh"
 step() { printf '\n==> e2e: %s\n' "$*" >&2; }
 fail() {
   printf 'e2e: FAIL: %s\n' "$*" >&2
@@ -82,19 +84,10 @@ stop_server() {
 }
 
 # --- Nix, configured only through the environment (TOOLCHAIN.md) ---------------------
-mkdir -p "$T/conf" "$T/cache" "$T/store"
-: >"$T/conf/nix.conf"
-export NIX_CONF_DIR=$T/conf NIX_USER_CONF_FILES=/dev/null XDG_CACHE_HOME=$T/cache
-nix_config_base="experimental-features = nix-command
-build-users-group =
-store = $T/store
-sandbox = true
-sandbox-fallback = false
-sandbox-paths = /bin /usr /lib /lib64
-substituters =
-narinfo-cache-negative-ttl = 0
-narinfo-cache-positive-ttl = 0
-post-build-hook = $bin/nhc-hook"
+nix_env "$T"
+mkdir -p "$T/store"
+nix_config_base=$(nix_config "$T/store" "narinfo-cache-negative-ttl = 0" "narinfo-cache-positive-ttl = 0" \
+  "post-build-hook = $bin/nhc-hook")
 export NIX_CONFIG=$nix_config_base
 unset HASH_COLLECTION_TOKEN HASH_COLLECTION_SECRET_KEY HASH_COLLECTION_ASYNC HASH_COLLECTION_VERIFY HASH_COLLECTION_CONFIG
 export HASH_COLLECTION_CONFIG=/dev/null # no config file from the machine

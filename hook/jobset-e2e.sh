@@ -17,6 +17,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=hook/bench/private-store.sh
+. "$root/hook/bench/private-store.sh"
 step() { printf '\n==> jobset-e2e: %s\n' "$*" >&2; }
 fail() {
   printf 'jobset-e2e: FAIL: %s\n' "$*" >&2
@@ -71,9 +73,7 @@ for b in a b; do
 done
 
 # One private store per builder (TOOLCHAIN.md), configured only through the environment.
-mkdir -p "$T/conf" "$T/cache"
-: >"$T/conf/nix.conf"
-export NIX_CONF_DIR=$T/conf NIX_USER_CONF_FILES=/dev/null XDG_CACHE_HOME=$T/cache
+nix_env "$T"
 unset HASH_COLLECTION_TOKEN HASH_COLLECTION_SECRET_KEY HASH_COLLECTION_ASYNC HASH_COLLECTION_VERIFY \
   HASH_COLLECTION_JOBSET_TOKEN HASH_COLLECTION_JOBSET_TOKEN_FILE
 export HASH_COLLECTION_CONFIG=/dev/null HASH_COLLECTION_SERVER=$URL
@@ -82,14 +82,7 @@ as() {
   local b=$1
   shift
   mkdir -p "$T/store-$b"
-  NIX_CONFIG="experimental-features = nix-command
-build-users-group =
-store = $T/store-$b
-sandbox = true
-sandbox-fallback = false
-sandbox-paths = /bin /usr /lib /lib64
-substituters =
-post-build-hook = $bin/nhc-hook" \
+  NIX_CONFIG=$(nix_config "$T/store-$b" "post-build-hook = $bin/nhc-hook") \
     HASH_COLLECTION_TOKEN_FILE=$T/$b.token HASH_COLLECTION_SECRET_KEY_FILE=$T/$b.sec \
     HASH_COLLECTION_SPOOL=$T/spool-$b "$@"
 }

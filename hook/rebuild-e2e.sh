@@ -20,6 +20,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=hook/bench/private-store.sh
+. "$root/hook/bench/private-store.sh"
 step() { printf '\n==> rebuild-e2e: %s\n' "$*" >&2; }
 fail() {
   printf 'rebuild-e2e: FAIL: %s\n' "$*" >&2
@@ -68,19 +70,15 @@ curl -fsS "$URL/health" >/dev/null || { cat "$T/server.log" >&2; fail "nhc-serve
 "$bin/nhc-server" --database "$db" jobset add e2e >/dev/null 2>&1 || fail "jobset add"
 
 # Nix through the environment only (TOOLCHAIN.md); one private store per builder.
-mkdir -p "$T/conf" "$T/cache"
-: >"$T/conf/nix.conf"
-export NIX_CONF_DIR=$T/conf NIX_USER_CONF_FILES=/dev/null XDG_CACHE_HOME=$T/cache
-nix_config() { # STORE -> NIX_CONFIG
-  printf '%s\n' "experimental-features = nix-command" "build-users-group =" "store = $1" "sandbox = true" \
-    "sandbox-fallback = false" "sandbox-paths = /bin /usr /lib /lib64" "substituters =" \
-    "post-build-hook = $bin/nhc-hook" "run-diff-hook = true" "diff-hook = $bin/nhc-hook"
+nix_env "$T"
+hooked() { # STORE -> NIX_CONFIG with the post-build and diff hooks
+  nix_config "$1" "post-build-hook = $bin/nhc-hook" "run-diff-hook = true" "diff-hook = $bin/nhc-hook"
 }
 unset HASH_COLLECTION_TOKEN HASH_COLLECTION_SECRET_KEY HASH_COLLECTION_ASYNC HASH_COLLECTION_VERIFY
 export HASH_COLLECTION_CONFIG=/dev/null HASH_COLLECTION_SERVER=$URL
-as_a() { NIX_CONFIG=$(nix_config "$T/storeA") HASH_COLLECTION_TOKEN_FILE=$T/a.token HASH_COLLECTION_SECRET_KEY_FILE=$T/a.sec \
+as_a() { NIX_CONFIG=$(hooked "$T/storeA") HASH_COLLECTION_TOKEN_FILE=$T/a.token HASH_COLLECTION_SECRET_KEY_FILE=$T/a.sec \
   HASH_COLLECTION_SPOOL=$T/spoolA XDG_STATE_HOME=$T/stateA "$@"; }
-as_b() { NIX_CONFIG=$(nix_config "$T/storeB") HASH_COLLECTION_TOKEN_FILE=$T/b.token HASH_COLLECTION_SECRET_KEY_FILE=$T/b.sec \
+as_b() { NIX_CONFIG=$(hooked "$T/storeB") HASH_COLLECTION_TOKEN_FILE=$T/b.token HASH_COLLECTION_SECRET_KEY_FILE=$T/b.sec \
   HASH_COLLECTION_SPOOL=$T/spoolB XDG_STATE_HOME=$T/stateB "$@"; }
 
 nonce=$(python3 -c 'import secrets; print(secrets.token_hex(8))')

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -301,17 +301,30 @@ async fn connection(
     }
     let (svc_state, svc_tracker) = (state.clone(), tracker.clone());
     let ip = nhc_guard::ClientIp(state.ip);
-    let service = app.map_request(move |req: hyper::Request<Incoming>| {
+    let service = app.map_request(move |req: hyper::Request<TrackedBody>| {
         let mut req = req.map(Body::new);
         req.extensions_mut().insert(ip);
         req
     });
     let service = tower::service_fn(move |req: hyper::Request<Incoming>| {
         let busy = Busy::new(svc_state.clone(), svc_tracker.clone());
+        let http1 = req.version() <= hyper::Version::HTTP_11;
+        let read_all = Arc::new(AtomicBool::new(req.body().is_end_stream()));
+        let req = req.map(|inner| TrackedBody { inner, read_all: read_all.clone() });
         let call = service.clone().oneshot(req);
         async move {
-            let res = call.await;
+            let mut res = call.await;
             drop(busy);
+            // Answered without reading the whole body (a 401 before the body, a 405, a
+            // 413): hyper then drains what has arrived or closes the connection, but
+            // only after it wrote the head with keep-alive, so a client that reuses the
+            // connection sends its next request into a closed socket. Say it first.
+            if http1 && !read_all.load(Ordering::Acquire) {
+                if let Ok(res) = &mut res {
+                    res.headers_mut()
+                        .insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+                }
+            }
             res
         }
     });
@@ -335,6 +348,36 @@ async fn connection(
     };
     conn.as_mut().graceful_shutdown();
     let _ = tokio::time::timeout(grace, conn).await;
+}
+
+/// A request body that records whether it was read to its end.
+struct TrackedBody {
+    inner: Incoming,
+    read_all: Arc<AtomicBool>,
+}
+
+impl HttpBody for TrackedBody {
+    type Data = hyper::body::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, std::task::Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.read_all.store(true, Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Waits until the first bytes are there: a full HTTP/2 preface, or anything that

@@ -481,3 +481,31 @@ fn error_bodies_carry_the_request_id() {
     assert!(ok.header("x-request-id").is_some());
     assert!(ok.json().get("request_id").is_none());
 }
+
+/// An answer given before the request body was read (a 401: the token is checked
+/// first) says `Connection: close`, so the client does not send its next request into
+/// a connection the server is about to close (CI saw a conformance request fail so
+/// after a 401). An answer to a request whose body was read keeps the connection.
+#[test]
+fn an_answer_before_the_body_was_read_says_connection_close() {
+    let server = start(&[], None);
+    let mut s = TcpStream::connect_timeout(&server.addr, PATIENCE).unwrap();
+    // Only the first byte of a 100,000-byte body: the server cannot drain the rest.
+    s.write_all(
+        b"POST /v1/attestations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{",
+    )
+    .unwrap();
+    let answer = read_answer(&mut s);
+    assert_eq!(answer.status, 401, "{answer:?}");
+    assert_eq!(answer.header("connection").map(str::to_ascii_lowercase).as_deref(), Some("close"), "{answer:?}");
+    assert_closed_by_server(s);
+
+    let mut s = TcpStream::connect_timeout(&server.addr, PATIENCE).unwrap();
+    let keep_alive = status_request(3).replace("Connection: close\r\n", "");
+    s.write_all(keep_alive.as_bytes()).unwrap();
+    let answer = read_answer(&mut s);
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_ne!(answer.header("connection").map(str::to_ascii_lowercase).as_deref(), Some("close"), "{answer:?}");
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert_eq!(read_answer(&mut s).status, 200);
+}
