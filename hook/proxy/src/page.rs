@@ -62,10 +62,12 @@ mod tests {
     fn values_from_upstreams_are_escaped() {
         let key = "test-1:p1hqZLOxS4y/qQjWxzuGJ6Y3ILHA5bsSvRhDdQWoqsg=".parse().unwrap();
         let trust = Trust::new(vec![key], &[]).unwrap();
-        let s = Settings::new("http://up.example/", "http://c.example/", trust, Policy {
-            quorum: 1,
-            on_mismatch: OnMismatch::Refuse,
-        })
+        let s = Settings::new(
+            "http://up.example/",
+            "http://c.example/",
+            trust,
+            Policy { quorum: 1, on_mismatch: OnMismatch::Refuse },
+        )
         .unwrap();
         let hostile = "<script>alert(1)</script>&\"'";
         let recent = [Recent {
