@@ -62,7 +62,10 @@ pub struct Settings {
 
 /// A hook on submission answers; none by default.
 #[derive(Clone, Default)]
-pub struct OnAnswer(pub Option<std::sync::Arc<dyn Fn(&[u8]) + Send + Sync>>);
+pub struct OnAnswer(pub Option<AnswerFn>);
+
+/// What [`OnAnswer`] calls with an answer's body.
+pub type AnswerFn = std::sync::Arc<dyn Fn(&[u8]) + Send + Sync>;
 
 impl std::fmt::Debug for OnAnswer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

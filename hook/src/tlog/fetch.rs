@@ -123,7 +123,8 @@ impl LogHttp {
     /// Fetches `paths` (tile paths), at most `concurrency` at once.
     pub fn tiles(&self, paths: &[String], concurrency: usize) -> Vec<Result<Vec<u8>, FetchError>> {
         let next = AtomicUsize::new(0);
-        let out: Mutex<Vec<Option<Result<Vec<u8>, FetchError>>>> = Mutex::new(vec![None; paths.len()]);
+        type Slot = Option<Result<Vec<u8>, FetchError>>;
+        let out: Mutex<Vec<Slot>> = Mutex::new(vec![None; paths.len()]);
         std::thread::scope(|s| {
             for _ in 0..concurrency.clamp(1, paths.len().max(1)) {
                 s.spawn(|| loop {
