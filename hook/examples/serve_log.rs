@@ -96,8 +96,10 @@ fn main() {
                     Some(b) => ("200 OK", b),
                     None => ("404 Not Found", &b"not found"[..]),
                 };
-                let head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n", body.len());
-                if s.write_all(head.as_bytes()).and_then(|_| s.write_all(body)).is_err() {
+                // One write: a head and body written apart wait for a delayed ACK (Nagle).
+                let mut out = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+                out.extend_from_slice(body);
+                if s.write_all(&out).is_err() {
                     return;
                 }
             }

@@ -156,7 +156,10 @@ pub fn serve(log: Arc<Mutex<Log>>) -> String {
                     };
                     let head =
                         format!("HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n", body.len());
-                    if s.write_all(head.as_bytes()).and_then(|_| s.write_all(&body)).is_err() {
+                    // One write: a head and body written apart wait for a delayed ACK (Nagle).
+                    let mut out = head.into_bytes();
+                    out.extend_from_slice(&body);
+                    if s.write_all(&out).is_err() {
                         return;
                     }
                 }
