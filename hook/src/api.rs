@@ -31,6 +31,8 @@ pub const CA_BUNDLES: &[&str] = &[
 pub struct Client {
     agent: ureq::Agent,
     base: String,
+    /// Where acknowledged log entries are recorded (`nhc audit` reads them).
+    record: Option<crate::tlog::record::Record>,
 }
 
 /// Why a request got no usable answer. Every URL in it is shown without any
@@ -220,7 +222,7 @@ pub fn system_roots(
 
 /// The roots for a client of `base`: the system's for `https://` (never read for
 /// plain `http://`, which needs none).
-fn roots_for(base: &str) -> RootCerts {
+pub(crate) fn roots_for(base: &str) -> RootCerts {
     if !base.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://")) {
         return RootCerts::WebPki;
     }
@@ -243,8 +245,12 @@ impl Client {
     }
 
     /// A client of the configured server, with the configured timeouts.
+    /// Log entries the server acknowledges are recorded under the spool.
     pub fn for_config(cfg: &Config) -> Result<Client, ConfigError> {
-        Ok(Client::new(cfg.server()?, cfg.connect_timeout, cfg.timeout))
+        let server = cfg.server()?;
+        let mut c = Client::new(server, cfg.connect_timeout, cfg.timeout);
+        c.record = Some(crate::tlog::record::Record::new(&cfg.spool, server));
+        Ok(c)
     }
 
     /// As [`Client::new`], trusting `roots` for TLS.
@@ -257,7 +263,7 @@ impl Client {
             .tls_config(TlsConfig::builder().root_certs(roots).build())
             .user_agent(concat!("nhc/", env!("CARGO_PKG_VERSION")))
             .build();
-        Client { agent: config.into(), base: base.trim_end_matches('/').to_owned() }
+        Client { agent: config.into(), base: base.trim_end_matches('/').to_owned(), record: None }
     }
 
     /// The server URL, for messages: without any `user:password@`.
@@ -310,6 +316,7 @@ impl Client {
             let answer = text.as_deref().ok().and_then(|t| serde_json::from_str::<SubmitResponse>(t).ok());
             return match answer {
                 Some(r) if sent.is_some_and(|n| r.stored.checked_add(r.duplicates) == Some(n as u64)) => {
+                    self.record_log(text.as_deref().unwrap_or(""));
                     Outcome::Delivered(r)
                 }
                 _ => {
@@ -333,6 +340,34 @@ impl Client {
             return Outcome::Retry(ApiError::Status { url: redact_url(&url), status, error, body, retry_after });
         }
         Outcome::Rejected(Rejection { status, error, body })
+    }
+
+    /// The same recording for `nhc import`'s own client (it submits with reqwest).
+    pub fn recorder(&self) -> impl Fn(&[u8]) + Send + Sync + 'static {
+        let me = Client { agent: self.agent.clone(), base: self.base.clone(), record: self.record.clone() };
+        move |answer: &[u8]| me.record_log(&String::from_utf8_lossy(answer))
+    }
+
+    /// Records the log entries of a submission's answer. The delivery stands whatever
+    /// happens here: a failure is a warning (`nhc audit` then has less to check).
+    fn record_log(&self, answer: &str) {
+        let Some(record) = &self.record else { return };
+        let entries = match crate::tlog::acks_of(answer) {
+            Ok(e) => e,
+            Err(e) => {
+                log::warn(&format!("{}: the answer's log entries are unreadable ({e}); not recorded", self.base()));
+                return;
+            }
+        };
+        if let Err(e) = record.append(&entries) {
+            log::warn(&format!("recording {} log entries: {e}", entries.len()));
+        }
+    }
+
+    #[cfg(test)]
+    pub fn with_record(mut self, record: crate::tlog::record::Record) -> Client {
+        self.record = Some(record);
+        self
     }
 
     /// `GET /v1/outputs/{basename}`; `None` when the server knows nothing of it.
@@ -526,6 +561,12 @@ impl Client {
     }
 }
 
+/// What `nhc import` calls with each submission's answer: records its log entries.
+pub fn log_recorder(cfg: &Config) -> Result<nhc_import::OnAnswer, ConfigError> {
+    let c = Client::for_config(cfg)?;
+    Ok(nhc_import::OnAnswer(Some(std::sync::Arc::new(c.recorder()))))
+}
+
 /// A body being sent, reporting how much of it has gone.
 struct Progress<'a, 'b> {
     inner: &'a [u8],
@@ -602,6 +643,37 @@ mod tests {
         assert!(seen[0].starts_with("POST /v1/attestations HTTP/1.1\r\n"), "{}", seen[0]);
         assert!(seen[0].to_ascii_lowercase().contains("authorization: bearer tok\r\n"));
         assert!(seen[0].ends_with("\r\n\r\n{\"outputs\":[{}]}"));
+    }
+
+    /// A stored output's log index and leaf hash are recorded; answers without a `log`
+    /// (older servers) or with an unreadable one record nothing and still deliver.
+    #[test]
+    fn acknowledged_log_entries_are_recorded() {
+        let out = "/nix/store/mjs27ix6ig2bkbi3s3sm470vrv4lf7ic-hello";
+        let nar = "sha256:1b8m03r63zqhnjf7l5wnldhh7c134ap5vpj0850ymkq1iyzicy5s";
+        let leaf = "ab".repeat(32);
+        let (base, h) = serve(vec![
+            json(
+                201,
+                &format!(
+                    r#"{{"stored":1,"duplicates":1,"log":[{{"output_path":"{out}","nar_hash":"{nar}","index":41,"leaf_hash":"{leaf}"}}]}}"#
+                ),
+            ),
+            json(201, r#"{"stored":1,"duplicates":0}"#),
+            json(201, r#"{"stored":1,"duplicates":0,"log":[{"index":"x"}]}"#),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let record = crate::tlog::record::Record::new(dir.path(), &base);
+        let c = Client::new(&base, Duration::from_secs(1), Duration::from_secs(2)).with_record(record.clone());
+        assert!(matches!(c.submit(&token(), TWO), Outcome::Delivered(_)));
+        assert!(matches!(c.submit(&token(), ONE), Outcome::Delivered(_)));
+        assert!(matches!(c.submit(&token(), ONE), Outcome::Delivered(_)));
+        h.join().unwrap();
+        let got = record.entries().unwrap();
+        assert_eq!(got.entries.len(), 1, "{got:?}");
+        let e = &got.entries[0];
+        assert_eq!((e.index, e.output_path.as_str(), e.nar_hash.to_string()), (41, out, nar.to_owned()));
+        assert_eq!(nhc_tlog::hash_hex(&e.leaf_hash), leaf);
     }
 
     /// The typed calls: the paths they ask for, their answers decoded, 404 as `None`.

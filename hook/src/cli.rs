@@ -4,7 +4,8 @@
 use clap::{Parser, Subcommand};
 
 use crate::command::{
-    self, check, flush, hash, import, jobset, keygen, proxy, pubkey, rebuild, status, submit, with_config,
+    self, audit, check, flush, hash, import, jobset, keygen, log_verify, proxy, pubkey, rebuild, status, submit,
+    with_config,
 };
 use crate::config;
 use crate::log;
@@ -34,6 +35,8 @@ enum Cmd {
     Proxy(proxy::Args),
     Check(check::Args),
     Rebuild(rebuild::Args),
+    Audit(audit::Args),
+    Log(log_verify::Args),
 }
 
 /// The `nhc` binary; returns its exit status.
@@ -51,11 +54,20 @@ pub fn main() -> i32 {
         Cmd::Proxy(a) => with_config(|cfg| proxy::run(cfg, a)),
         Cmd::Check(a) => with_config(|cfg| check::run(cfg, a)),
         Cmd::Rebuild(a) => with_config(|cfg| rebuild::run(cfg, a)),
+        // Their exit status 1 means a problem with the log: any other failure is 2.
+        Cmd::Audit(a) => with_config(|cfg| audit::run(cfg, a)).or_else(usage_or_network),
+        Cmd::Log(a) => with_config(|cfg| log_verify::run(cfg, a)).or_else(usage_or_network),
     };
     r.unwrap_or_else(|e: command::CommandError| {
         log::error(&e.to_string());
         1
     })
+}
+
+/// Reports a failure of `nhc audit` or `nhc log verify` that is not the log's: 2.
+fn usage_or_network(e: command::CommandError) -> command::Exit {
+    log::error(&e.to_string());
+    Ok(2)
 }
 
 #[cfg(test)]

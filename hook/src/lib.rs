@@ -7,6 +7,7 @@
 //! - `attest`: gather what Nix recorded, sign it, deliver it (or spool it);
 //! - `spool`: the spool's files, and flushing it;
 //! - `durable`: files that are complete or absent, never half-written;
+//! - `tlog`: the transparency log's local record, tile reads, the monitor;
 //! - `hook`: the `nhc-hook` binary; `cli` and `command`: the `nhc` binary, one file a command.
 
 mod api;
@@ -20,6 +21,7 @@ mod log;
 mod spool;
 #[cfg(test)]
 mod testutil;
+mod tlog;
 
 /// The `nhc` binary: returns its exit status.
 pub use cli::main as nhc_main;

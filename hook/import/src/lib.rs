@@ -55,6 +55,22 @@ pub struct Settings {
     /// Where `.drv` files are read to name outputs.
     pub store: StoreLocation,
     pub progress: bool,
+    /// Called with the body of every successful `POST /v1/attestations` answer (the
+    /// client records the transparency log entries it lists).
+    pub on_answer: OnAnswer,
+}
+
+/// A hook on submission answers; none by default.
+#[derive(Clone, Default)]
+pub struct OnAnswer(pub Option<AnswerFn>);
+
+/// What [`OnAnswer`] calls with an answer's body.
+pub type AnswerFn = std::sync::Arc<dyn Fn(&[u8]) + Send + Sync>;
+
+impl std::fmt::Debug for OnAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "OnAnswer(Some)" } else { "OnAnswer(None)" })
+    }
 }
 
 /// What one run did; printed at the end.

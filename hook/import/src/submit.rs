@@ -10,7 +10,7 @@ use reqwest::Client;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::{http, warn, Counters, Settings};
+use crate::{http, warn, Counters, OnAnswer, Settings};
 
 /// Submissions in flight at once.
 const IN_FLIGHT: usize = 4;
@@ -21,6 +21,7 @@ pub struct Submitter {
     client: Client,
     url: Arc<str>,
     token: Arc<str>,
+    on_answer: OnAnswer,
     batch: usize,
     counters: Arc<Counters>,
     sem: Arc<Semaphore>,
@@ -35,6 +36,7 @@ impl Submitter {
             client,
             url: format!("{}/v1/attestations", s.server).into(),
             token: s.token.as_str().into(),
+            on_answer: s.on_answer.clone(),
             batch: s.batch.max(1),
             counters,
             sem: Arc::new(Semaphore::new(IN_FLIGHT)),
@@ -64,11 +66,11 @@ impl Submitter {
 
     async fn send(&mut self, drv_path: Option<DrvPath>, outputs: Vec<SubmittedOutput>) {
         let Ok(permit) = self.sem.clone().acquire_owned().await else { return };
-        let (client, url, token, counters) =
-            (self.client.clone(), self.url.clone(), self.token.clone(), self.counters.clone());
+        let (client, url, token, counters, on_answer) =
+            (self.client.clone(), self.url.clone(), self.token.clone(), self.counters.clone(), self.on_answer.clone());
         self.tasks.spawn(async move {
             let n = outputs.len() as u64;
-            let ok = post(&client, &url, &token, &SubmitRequest { drv_path, outputs }, &counters).await;
+            let ok = post(&client, &url, &token, &SubmitRequest { drv_path, outputs }, &counters, &on_answer).await;
             if !ok {
                 counters.failed.fetch_add(n, Ordering::Relaxed);
             }
@@ -93,7 +95,14 @@ impl Submitter {
 }
 
 /// One submission with retries; counts what the server stored.
-async fn post(client: &Client, url: &str, token: &str, req: &SubmitRequest, counters: &Counters) -> bool {
+async fn post(
+    client: &Client,
+    url: &str,
+    token: &str,
+    req: &SubmitRequest,
+    counters: &Counters,
+    on_answer: &OnAnswer,
+) -> bool {
     let body = match serde_json::to_vec(req) {
         Ok(b) => b,
         Err(e) => {
@@ -118,6 +127,9 @@ async fn post(client: &Client, url: &str, token: &str, req: &SubmitRequest, coun
         if let Ok(r) = serde_json::from_slice::<SubmitResponse>(&text) {
             counters.imported.fetch_add(r.stored, Ordering::Relaxed);
             counters.duplicates.fetch_add(r.duplicates, Ordering::Relaxed);
+            if let Some(f) = &on_answer.0 {
+                f(&text);
+            }
             return true;
         }
     }

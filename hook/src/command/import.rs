@@ -66,6 +66,7 @@ pub fn run(cfg: &Config, args: Args) -> Exit {
         timeout: Duration::from_secs(60),
         store: config::store_location(),
         progress: true,
+        on_answer: crate::api::log_recorder(cfg)?,
     };
     let rt = nhc_import::runtime().map_err(import_err)?;
     let summary = if let (Some(collection), Some(builder)) = (&args.collection, &args.builder) {

@@ -1,12 +1,14 @@
 //! The `nhc` commands, one file each: the command's arguments (its `--help`) and what
 //! it does. A new command is a new file here and a line in `cli.rs`.
 
+pub mod audit;
 pub mod check;
 pub mod flush;
 pub mod hash;
 pub mod import;
 pub mod jobset;
 pub mod keygen;
+pub mod log_verify;
 pub mod proxy;
 pub mod pubkey;
 pub mod rebuild;
