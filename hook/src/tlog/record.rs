@@ -142,10 +142,15 @@ impl Record {
         let _lock = self.lock()?;
         let path = self.entries_path();
         let text: String = entries.iter().map(Entry::line).collect();
+        let created = !path.exists();
         let mut f = OpenOptions::new().create(true).append(true).mode(0o600).open(&path).map_err(FsError::io(&path))?;
         f.write_all(text.as_bytes()).and_then(|_| f.sync_data()).map_err(FsError::io(&path))?;
         let len = f.metadata().map_err(FsError::io(&path))?.len();
         drop(f);
+        if created {
+            // The new file's name must be durable too, or the first entries may vanish.
+            durable::sync_dir_after(&self.dir, &format!("{} is written", path.display()));
+        }
         if len > MAX_ENTRIES_BYTES {
             self.compact(&path)?;
         }
