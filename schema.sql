@@ -52,6 +52,10 @@ CREATE TABLE IF NOT EXISTS attestations (
     drv_path     TEXT,
     output_name  TEXT,
     submitted_at BIGINT NOT NULL,
+    -- Its index in the transparency log (log_entries); NULL for attestations stored
+    -- before the log existed. Databases made before it get the column from the
+    -- server's migration (docs/deployments.md, "Upgrading").
+    log_index    BIGINT,
     PRIMARY KEY (hash_part, output_path, builder, nar_hash)
 );
 CREATE INDEX IF NOT EXISTS attestations_by_builder ON attestations (builder, submitted_at, output_path, nar_hash);
@@ -174,4 +178,30 @@ CREATE TABLE IF NOT EXISTS diff_chunks (
     seq     BIGINT NOT NULL,
     data    TEXT NOT NULL,
     PRIMARY KEY (diff_id, seq)
+);
+
+-- The transparency log (docs/api.md, "Transparency log"): every attestation stored is
+-- appended, in the transaction that stores it, at the next index (gapless, in
+-- acceptance order; purging a builder does not remove its entries). `leaf` is the
+-- entry's canonical text (docs/formats.md).
+CREATE TABLE IF NOT EXISTS log_entries (
+    idx  BIGINT PRIMARY KEY,
+    leaf TEXT NOT NULL
+);
+
+-- The Merkle tree's stored hashes (hex), in the layout of Go's sumdb: for each leaf n
+-- the hashes of the complete subtrees it closes. Written by the sequencer; a hash
+-- tile is 256 of them. Never changed once written.
+CREATE TABLE IF NOT EXISTS log_hashes (
+    idx  BIGINT PRIMARY KEY,
+    hash TEXT NOT NULL
+);
+
+-- Signed checkpoints (C2SP tlog-checkpoint notes), one per tree size the sequencer
+-- reached; the largest is served at /log/checkpoint.
+CREATE TABLE IF NOT EXISTS log_checkpoints (
+    size       BIGINT PRIMARY KEY,
+    root       TEXT NOT NULL,
+    note       TEXT NOT NULL,
+    created_at BIGINT NOT NULL
 );

@@ -65,7 +65,8 @@ URL=http://127.0.0.1:$port
 db=sqlite://$T/server.db
 
 start_server() {
-  NHC_ADMIN_TOKEN=e2e-admin "$bin/nhc-server" --database "$db" serve --listen "127.0.0.1:$port" >>"$T/server.log" 2>&1 &
+  NHC_ADMIN_TOKEN=e2e-admin NHC_LOG_KEY=$(cat "$root/scripts/dev-log-key") NHC_LOG_INTERVAL_MS=200 \
+    "$bin/nhc-server" --database "$db" serve --listen "127.0.0.1:$port" >>"$T/server.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 100); do
     curl -fsS "$URL/health" >/dev/null 2>&1 && return 0
@@ -514,3 +515,27 @@ grep -q 'is not reproducible.*not attested (report only' "$T/check3.log" || { ca
 ! grep -q MISCONFIGURED "$T/check3.log" || { cat "$T/check3.log" >&2; fail "report-only mode still complains about the key"; }
 [ "$(status_of "$p")" = "one_builder 1 2" ] || fail "report-only mode attested something: $(status_of "$p")"
 ok "report-only: the rebuilt hash is in the build log, nothing attested, no error"
+
+step "transparency log: nhc audit and nhc log verify against nhc-server; an entry changed by hand is reported"
+# Every build above that the server acknowledged left a log receipt in a spool's record.
+records=$(find "$T" -path '*/tlog/*/entries' -size +0 | wc -l)
+[ "$records" -ge 1 ] || fail "no log receipts were recorded by the hook"
+sleep 1 # one sequencing interval (200 ms here)
+"$bin/nhc" audit >"$T/audit.txt" 2>&1 || { cat "$T/audit.txt" >&2; fail "nhc audit: exit $?"; }
+"$bin/nhc" log verify "$URL" >"$T/verify.txt" 2>&1 || { cat "$T/verify.txt" >&2; fail "nhc log verify: exit $?"; }
+entries=$(curl -fsS "$URL/log/checkpoint" | sed -n 2p)
+[ "$entries" -ge 4 ] || fail "the checkpoint covers $entries entries"
+stop_server
+python3 - "$T/server.db" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+n = db.execute("UPDATE log_entries SET leaf = replace(leaf, 'nar-size ', 'nar-size 1') WHERE idx = 0").rowcount
+assert n == 1, n
+db.commit()
+PY
+start_server
+rc=0; "$bin/nhc" log verify "$URL" >"$T/verify2.txt" 2>&1 || rc=$?
+[ "$rc" = 1 ] || { cat "$T/verify2.txt" >&2; fail "nhc log verify of a changed entry: exit $rc, expected 1"; }
+rc=0; "$bin/nhc" audit >"$T/audit2.txt" 2>&1 || rc=$?
+[ "$rc" = 1 ] || { cat "$T/audit2.txt" >&2; fail "nhc audit of a changed entry: exit $rc, expected 1"; }
+ok "nhc audit and nhc log verify pass on $entries entries, and both report entry 0 changed in the database (exit 1)"

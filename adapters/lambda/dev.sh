@@ -10,6 +10,8 @@
 # DATABASE_URL     a PostgreSQL server: a new database is created there for this run,
 #                  migrated with `nhc-server migrate`, and dropped on exit. Unset: the
 #                  local server that scripts/ensure-postgres finds or starts.
+# NHC_LOG_KEY      the transparency log's key; default: scripts/dev-log-key, a key for
+#                  local runs only (never for a real deployment); empty: no log.
 # NHC_CARGO_PROFILE  dev (default here, as `cargo lambda watch` builds) or release.
 # cargo-lambda comes from PyPI's prebuilt wheel (scripts/install-lambda-tools).
 set -euo pipefail
@@ -49,7 +51,8 @@ cargo run --quiet --locked --profile "$profile" -p nhc-server -- --database "$ur
 
 # The function's environment, kept out of the process list.
 umask 077
-printf 'DATABASE_URL=%s\nNHC_ADMIN_TOKEN=%s\nRUST_LOG=%s\n' "$url" "$NHC_ADMIN_TOKEN" "${RUST_LOG:-warn}" >"$tmp/env"
+printf 'DATABASE_URL=%s\nNHC_ADMIN_TOKEN=%s\nNHC_LOG_KEY=%s\nRUST_LOG=%s\n' "$url" "$NHC_ADMIN_TOKEN" \
+  "${NHC_LOG_KEY-$(cat scripts/dev-log-key)}" "${RUST_LOG:-warn}" >"$tmp/env"
 release=()
 [ "$profile" = release ] && release=(--release)
 echo "dev.sh: the Lambda under cargo lambda watch on http://127.0.0.1:$port" >&2

@@ -9,6 +9,8 @@
 #                  postgres://...: a new database is created on that server for this
 #                  run and dropped on exit (needs psql and CREATEDB rights).
 #                  sqlite://FILE: used as given.
+# NHC_LOG_KEY      the transparency log's key; default: scripts/dev-log-key, a key for
+#                  local runs only (never for a real deployment); empty: no log.
 # NHC_CARGO_PROFILE  cargo profile to build (default release; `dev` reuses a test build).
 set -euo pipefail
 
@@ -16,6 +18,7 @@ port=${1:?usage: adapters/server/dev.sh PORT}
 : "${NHC_ADMIN_TOKEN:?set NHC_ADMIN_TOKEN to the admin token for this run}"
 root=$(cd "$(dirname "$0")/../.." && pwd)
 profile=${NHC_CARGO_PROFILE:-release}
+export NHC_LOG_KEY=${NHC_LOG_KEY-$(cat "$root/scripts/dev-log-key")}
 
 cargo build --quiet --locked --profile "$profile" -p nhc-server --manifest-path "$root/Cargo.toml"
 target_dir=$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |

@@ -5,6 +5,9 @@
 #
 #   NHC_ADMIN_TOKEN=secret adapters/worker/dev.sh 8787
 #
+# NHC_LOG_KEY      the transparency log's key; default: scripts/dev-log-key, a key for
+#                  local runs only (never for a real deployment); empty: no log.
+#
 # Needs what scripts/install-worker-tools installs: the wasm32 target,
 # worker-build 0.8.7, wasm-bindgen-cli of the version pinned in
 # adapters/worker/Cargo.toml, and `npm ci` (wrangler, binaryen).
@@ -37,7 +40,7 @@ trap 'exit 130' INT TERM
 # The deploy config without its [build] section (wrangler dev would build again)
 # and with an absolute entry point, next to a .dev.vars holding the admin token.
 sed -e '/^\[build\]/,/^$/d' -e "s|^main = \"|main = \"$root/|" wrangler.toml >"$tmp/wrangler.toml"
-printf 'NHC_ADMIN_TOKEN=%s\n' "$NHC_ADMIN_TOKEN" >"$tmp/.dev.vars"
+printf 'NHC_ADMIN_TOKEN=%s\nNHC_LOG_KEY=%s\n' "$NHC_ADMIN_TOKEN" "${NHC_LOG_KEY-$(cat scripts/dev-log-key)}" >"$tmp/.dev.vars"
 wrangler=node_modules/.bin/wrangler
 "$wrangler" d1 execute DB --local --persist-to "$tmp/state" -c "$tmp/wrangler.toml" --file schema.sql >&2
 inspector=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -27,6 +27,12 @@ pub struct AppState {
     pub(crate) max_hashes_per_path: usize,
     /// What each builder may store of diff reports.
     pub(crate) diff_limits: crate::api::DiffLimits,
+    /// The transparency log's signing key; `None`: the deployment serves no log
+    /// (entries are still appended, so a key set later covers every attestation).
+    pub(crate) log: Option<Arc<nhc_tlog::LogSigner>>,
+    /// Sequence the log when `/log/checkpoint` is read (the Worker, the Lambda: no
+    /// background task), rather than only in a background task (nhc-server).
+    pub(crate) log_sequence_on_read: bool,
 }
 
 impl AppState {
@@ -53,7 +59,23 @@ impl AppState {
             admin_token_hash,
             max_hashes_per_path: crate::service::attestations::DEFAULT_MAX_HASHES_PER_PATH,
             diff_limits: crate::api::DiffLimits::default(),
+            log: None,
+            log_sequence_on_read: true,
         }
+    }
+
+    /// Serves the transparency log under `/log/`, its checkpoints signed with `key`.
+    pub fn with_log_key(mut self, key: nhc_tlog::LogSigner) -> Self {
+        self.log = Some(Arc::new(key));
+        self
+    }
+
+    /// Whether a read of `/log/checkpoint` sequences the log first (default true; a
+    /// deployment with a background sequencer, `service::log::run_sequencer`, turns
+    /// it off).
+    pub fn with_log_sequence_on_read(mut self, on: bool) -> Self {
+        self.log_sequence_on_read = on;
+        self
     }
 
     /// Distinct NAR hashes one builder may store for one output path (default

@@ -26,6 +26,9 @@ pub struct Config {
     /// requests per second per builder token before 429, counted per instance.
     pub builder_rate: f64,
     pub builder_burst: f64,
+    /// `NHC_LOG_KEY`: the transparency log's secret key (`nhc-server log-key ORIGIN`);
+    /// unset: /log/ answers 404. The log is sequenced when /log/checkpoint is read.
+    pub log_key: Option<String>,
 }
 
 impl Config {
@@ -47,6 +50,7 @@ impl Config {
             },
             builder_rate: number("NHC_BUILDER_RATE", 20)? as f64,
             builder_burst: number("NHC_BUILDER_BURST", 40)?.max(1) as f64,
+            log_key: var("NHC_LOG_KEY"),
         })
     }
 }
@@ -63,7 +67,10 @@ pub async fn app(config: &Config) -> Result<nhc_handlers::axum::Router, String> 
         ..StoreOptions::default()
     };
     let store = nhc_sqlx_store::connect(&config.database_url, &opts).await.map_err(|e| e.to_string())?;
-    let state = AppState::new(Arc::new(store), system_clock(), config.admin_token.as_deref());
+    let mut state = AppState::new(Arc::new(store), system_clock(), config.admin_token.as_deref());
+    if let Some(key) = &config.log_key {
+        state = state.with_log_key(nhc_handlers::service::log::parse_key(key)?);
+    }
     // One request at a time per instance: reserved concurrency (template.yaml) is the
     // concurrency limit, so no shedding here; ids, metrics and the builder rate stay.
     let guard = nhc_guard::GuardConfig {

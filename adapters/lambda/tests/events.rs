@@ -161,10 +161,12 @@ async fn a_builder_created_and_an_attestation_submitted_with_base64_bodies() {
     };
     let r = call(&app, Shape::FunctionUrl, &req).await;
     assert_eq!(r.status, 201, "{}", r.body);
-    assert_eq!(json_of(&r), json!({"stored": 1, "duplicates": 0}));
+    let v = json_of(&r);
+    assert_eq!((&v["stored"], &v["duplicates"]), (&json!(1), &json!(0)), "{v}");
+    assert_eq!(v["log"].as_array().map(Vec::len), Some(1), "one log receipt: {v}");
     let r = call(&app, Shape::RestV1, &req).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(json_of(&r), json!({"stored": 0, "duplicates": 1}));
+    assert_eq!(json_of(&r), json!({"stored": 0, "duplicates": 1, "log": []}));
 
     let r = call(&app, Shape::RestV1, &get(&format!("/v1/outputs/{}", path.basename()))).await;
     assert_eq!(r.status, 200);
@@ -219,6 +221,7 @@ async fn a_database_that_is_down_is_a_503_not_a_crash() {
         metrics: true,
         builder_rate: 20.0,
         builder_burst: 40.0,
+        log_key: None,
     };
     let app = nhc_lambda::app(&config).await.expect("the cold start does not need the database");
     for req in

@@ -70,6 +70,14 @@ enum Command {
     Jobset(jobset_cli::JobsetCommand),
     /// Create or update the database schema (schema.sql) and exit.
     Migrate,
+    /// Make a new transparency-log key: prints the secret key on stdout (give it to
+    /// `serve` as NHC_LOG_KEY or NHC_LOG_KEY_FILE) and its public verifier key on stderr
+    /// (what `GET /log/key` serves and auditors pin).
+    LogKey {
+        /// The log's name, the first line of every checkpoint: the deployment's host
+        /// and a path, e.g. nhc.example.org/log.
+        origin: String,
+    },
 }
 
 #[derive(Args)]
@@ -96,6 +104,18 @@ struct ServeArgs {
     /// (reads then recompute them, within a budget).
     #[arg(long, env = "NHC_SUMMARY_REFRESH_SECS", default_value_t = 15)]
     summary_refresh_secs: u64,
+    /// The transparency log's secret key (`nhc-server log-key ORIGIN` makes one). With
+    /// it the log is served under /log/ and checkpoints are signed; without it /log/
+    /// answers 404 (entries are appended anyway, so a key set later covers them all).
+    #[arg(long, env = "NHC_LOG_KEY", hide_env_values = true)]
+    log_key: Option<String>,
+    /// Read the transparency log's secret key from this file instead.
+    #[arg(long, env = "NHC_LOG_KEY_FILE", conflicts_with = "log_key")]
+    log_key_file: Option<PathBuf>,
+    /// Milliseconds between sequencing steps: how often new entries get into a signed
+    /// checkpoint (at most this long after a submission is acknowledged, plus the step).
+    #[arg(long, env = "NHC_LOG_INTERVAL_MS", default_value_t = 1000, value_name = "MS")]
+    log_interval_ms: u64,
     // Boxed: it is most of the command line's size, parsed once.
     #[command(flatten)]
     limits: Box<settings::LimitArgs>,
@@ -184,6 +204,12 @@ async fn run(cli: Cli) -> Result<(), String> {
             store.executor().close().await;
             result
         }
+        Command::LogKey { origin } => {
+            let (secret, verifier) = nhc_handlers::service::log::new_key(&origin)?;
+            println!("{secret}");
+            eprintln!("transparency log key for {origin} printed on stdout; its public key:\n{verifier}");
+            Ok(())
+        }
         Command::Token(TokenCommand::New { name }) => {
             let store = open(&cli.database, &StoreOptions::default()).await?;
             let state = AppState::new(store.clone(), system_clock(), None);
@@ -255,8 +281,17 @@ async fn serve(database: &str, args: ServeArgs) -> Result<(), String> {
         sqlite_full_sync: args.sqlite_sync == "full",
         ..StoreOptions::default()
     };
+    let log_key = match (&args.log_key, &args.log_key_file) {
+        (Some(k), _) => Some(k.clone()),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read the log key file {}: {e}", path.display()))?,
+        ),
+        (None, None) => None,
+    };
+    let log_key = log_key.filter(|k| !k.trim().is_empty()).map(|k| nhc_handlers::service::log::parse_key(&k)).transpose()?;
     let store = open(database, &opts).await?;
-    let state = AppState::new(store.clone(), system_clock(), admin_token.as_deref())
+    let mut state = AppState::new(store.clone(), system_clock(), admin_token.as_deref())
         .with_max_hashes_per_path(args.limits.max_hashes_per_path)
         .with_diff_limits(nhc_handlers::DiffLimits {
             bytes_per_builder: args.limits.max_diff_bytes_per_builder,
@@ -264,6 +299,16 @@ async fn serve(database: &str, args: ServeArgs) -> Result<(), String> {
         });
     if !state.admin_enabled() {
         tracing::warn!("NHC_ADMIN_TOKEN is not set: the admin API is disabled (use `nhc-server builder add`)");
+    }
+    match log_key {
+        Some(key) => {
+            tracing::info!(origin = key.origin(), "transparency log on: {}", key.verifier_key());
+            // A background sequencer here; reads of /log/checkpoint only read.
+            state = state.with_log_key(key).with_log_sequence_on_read(false);
+            let interval = Duration::from_millis(args.log_interval_ms.max(10));
+            tokio::spawn(nhc_handlers::service::log::run_sequencer(state.clone(), interval));
+        }
+        None => tracing::info!("NHC_LOG_KEY is not set: the transparency log is not served (/log/ answers 404)"),
     }
     if args.summary_refresh_secs > 0 {
         tokio::spawn(refresh_summaries(state.clone(), Duration::from_secs(args.summary_refresh_secs)));

@@ -1,9 +1,10 @@
 //! The parameters of one batched insert, and each submission's counts from the
 //! keys the insert returned.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use nhc_storage::{InsertCounts, StoreError, Submission};
+use nhc_storage::{InsertCounts, LogPosition, StoreError, Submission};
+use nhc_tlog::Leaf;
 use serde::Serialize;
 
 /// What makes an attestation a duplicate: the same path, builder and NAR hash.
@@ -19,9 +20,14 @@ pub struct InsertBatch {
     pub attestations: Vec<String>,
     /// `$1` of `Dialect::insert_derivation_outputs`, one statement per chunk.
     pub derivations: Vec<String>,
+    /// `$1` of `Dialect::assign_log_indexes` and `Dialect::insert_log_entries`, one
+    /// pair of statements per chunk, in order.
+    pub leaves: Vec<String>,
     /// Per submission, per attestation: the key sent to the database, or `None`
     /// when an earlier one in the batch had the same key (a duplicate already).
     sent: Vec<Vec<Option<AttestationKey>>>,
+    /// The leaf hash of each attestation sent.
+    leaf_hashes: HashMap<AttestationKey, [u8; 32]>,
 }
 
 /// No limit on a parameter's size (sqlx on SQLite and PostgreSQL).
@@ -76,10 +82,16 @@ impl InsertBatch {
     /// ([`UNLIMITED`] or [`D1_MAX_PARAM_BYTES`]).
     pub fn new(submissions: &[&Submission], max_param_bytes: usize) -> Result<Self, StoreError> {
         // Rows as tuples serialise straight to JSON arrays, without a
-        // serde_json::Value (and its allocations) per field.
-        type Row<'a> = (&'a str, &'a str, String, &'a str, u64, String, String, Option<&'a str>, Option<&'a str>, i64);
+        // serde_json::Value (and its allocations) per field. The last column is the
+        // row's log marker: -(its position in the batch + 1), replaced by its log
+        // index in the same transaction (docs/api.md, "Transparency log").
+        type Row<'a> =
+            (&'a str, &'a str, String, &'a str, u64, String, String, Option<&'a str>, Option<&'a str>, i64, i64);
+        type LeafRow<'a> = (i64, &'a str, &'a str, &'a str, String, String);
         let mut first_seen: HashSet<AttestationKey> = HashSet::new();
         let mut rows: Vec<Row> = Vec::new();
+        let mut leaves: Vec<LeafRow> = Vec::new();
+        let mut leaf_hashes = HashMap::new();
         let mut derivations: Vec<(&str, &str, &str)> = Vec::new();
         let mut sent = Vec::with_capacity(submissions.len());
         for s in submissions {
@@ -94,6 +106,28 @@ impl InsertBatch {
                     nar_hash: a.nar_hash.to_string(),
                 };
                 if first_seen.insert(key.clone()) {
+                    let marker = -(rows.len() as i64) - 1;
+                    let leaf = Leaf::new(
+                        s.builder.clone(),
+                        a.output_path.clone(),
+                        a.nar_hash,
+                        a.nar_size,
+                        a.references.clone(),
+                        a.signature.clone(),
+                        a.drv_path.clone(),
+                        a.output_name.clone(),
+                        s.submitted_at,
+                    )
+                    .text();
+                    leaf_hashes.insert(key.clone(), nhc_tlog::leaf_hash(leaf.as_bytes()).0);
+                    leaves.push((
+                        marker,
+                        a.output_path.hash_part(),
+                        a.output_path.as_str(),
+                        s.builder.as_str(),
+                        key.nar_hash.clone(),
+                        leaf,
+                    ));
                     rows.push((
                         a.output_path.as_str(),
                         s.builder.as_str(),
@@ -105,6 +139,7 @@ impl InsertBatch {
                         a.drv_path.as_ref().map(|d| d.as_str()),
                         a.output_name.as_ref().map(|o| o.as_str()),
                         s.submitted_at,
+                        marker,
                     ));
                     mine.push(Some(key));
                 } else {
@@ -116,17 +151,34 @@ impl InsertBatch {
         Ok(InsertBatch {
             attestations: json_arrays(&rows, max_param_bytes)?,
             derivations: json_arrays(&derivations, max_param_bytes)?,
+            leaves: json_arrays(&leaves, max_param_bytes)?,
             sent,
+            leaf_hashes,
         })
     }
 
-    /// Each submission's counts, given the keys the insert returned (the new ones).
-    pub fn counts(self, inserted: &HashSet<AttestationKey>) -> Vec<InsertCounts> {
-        self.sent
-            .into_iter()
+    /// Each submission's counts and log positions, given the keys the insert
+    /// returned (the new ones) and the log index each of them got.
+    pub fn counts(self, inserted: &HashSet<AttestationKey>, indexes: &HashMap<AttestationKey, u64>) -> Vec<InsertCounts> {
+        let InsertBatch { sent, leaf_hashes, .. } = self;
+        sent.into_iter()
             .map(|mine| {
                 let stored = mine.iter().filter(|k| k.as_ref().is_some_and(|k| inserted.contains(k))).count() as u64;
-                InsertCounts { stored, duplicates: mine.len() as u64 - stored }
+                let mut log: Vec<LogPosition> = mine
+                    .iter()
+                    .flatten()
+                    .filter_map(|k| {
+                        let index = *indexes.get(k)?;
+                        Some(LogPosition {
+                            output_path: nhc_core::StorePath::parse(&k.output_path).ok()?,
+                            nar_hash: nhc_core::NarHash::parse(&k.nar_hash).ok()?,
+                            index,
+                            leaf_hash: *leaf_hashes.get(k)?,
+                        })
+                    })
+                    .collect();
+                log.sort_by_key(|p| p.index);
+                InsertCounts { stored, duplicates: mine.len() as u64 - stored, log }
             })
             .collect()
     }

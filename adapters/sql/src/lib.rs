@@ -8,6 +8,7 @@ pub mod batch;
 mod diffs;
 mod exec;
 mod jobsets;
+mod log;
 mod rows;
 mod statements;
 mod storage;

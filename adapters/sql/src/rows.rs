@@ -35,6 +35,7 @@ pub fn attestation(mut r: Row) -> StoreResult<AttestationRecord> {
         references: parse(&r.text(6)?, References::from_space_separated)?,
         signature: parse(&r.text(7)?, Signature::parse)?,
         submitted_at: r.int(8)?,
+        log_index: r.opt_int(9)?.map(|i| u64::try_from(i).map_err(corrupt)).transpose()?,
     })
 }
 
@@ -105,6 +106,30 @@ pub fn path_vote(mut r: Row) -> StoreResult<Vote> {
 /// A key `insert_attestations` returned: output_path, builder, nar_hash.
 pub fn key(mut r: Row) -> StoreResult<AttestationKey> {
     Ok(AttestationKey { output_path: r.text(0)?, builder: r.text(1)?, nar_hash: r.text(2)? })
+}
+
+/// A row of `Dialect::assign_log_indexes`: the key and the log index it got.
+pub fn log_index(mut r: Row) -> StoreResult<(AttestationKey, u64)> {
+    let index = u64::try_from(r.int(3)?).map_err(corrupt)?;
+    Ok((key(r)?, index))
+}
+
+/// A hash stored as 64 lowercase hex digits.
+pub fn hash_hex(s: &str) -> StoreResult<[u8; 32]> {
+    let bytes = s.as_bytes();
+    if bytes.len() != 64 {
+        return Err(corrupt(format!("a hash of {} hex digits", bytes.len())));
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Ok(c - b'0'),
+        b'a'..=b'f' => Ok(c - b'a' + 10),
+        _ => Err(corrupt("a hash that is not lowercase hex")),
+    };
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Ok(out)
 }
 
 /// A row of [`crate::statements::DERIVATION_VOTES`].

@@ -24,7 +24,7 @@ pub fn positional(sql: &str) -> String {
 /// The columns every attestation query returns, in this order.
 macro_rules! attestation_columns {
     () => {
-        "builder, drv_path, output_name, output_path, nar_hash, nar_size, refs, signature, submitted_at"
+        "builder, drv_path, output_name, output_path, nar_hash, nar_size, refs, signature, submitted_at, log_index"
     };
 }
 
@@ -110,6 +110,16 @@ pub const DERIVATION_VOTES: &str = "SELECT d.output_name, d.output_path, a.build
     ON a.hash_part = substr(d.output_path, 12, 32) AND a.output_path = d.output_path \
     WHERE d.drv_path = $1";
 
+// The transparency log.
+/// Columns: size, root, note, created_at.
+pub const LOG_LATEST_CHECKPOINT: &str =
+    "SELECT size, root, note, created_at FROM log_checkpoints ORDER BY size DESC LIMIT 1";
+/// `$1..$2` (end exclusive). Columns: idx, leaf.
+pub const LOG_ENTRIES: &str = "SELECT idx, leaf FROM log_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx";
+/// `$1` size, `$2` root (hex), `$3` note, `$4` created_at; a row when stored.
+pub const INSERT_LOG_CHECKPOINT: &str = "INSERT INTO log_checkpoints (size, root, note, created_at) \
+    VALUES ($1, $2, $3, $4) ON CONFLICT (size) DO NOTHING RETURNING size";
+
 /// Statements whose text differs between SQLite (and D1) and PostgreSQL: lists
 /// travel as one JSON parameter, so the text never changes with their length
 /// (one prepared statement, no limit on bound parameters; D1 allows 100).
@@ -130,6 +140,23 @@ pub struct Dialect {
     /// `$1`: a JSON array of full store paths, `$2`: a builder. Columns: output_path,
     /// builder, nar_hash: that builder's votes for those paths.
     pub builder_votes_of_paths: &'static str,
+    /// The first statement of a transaction that appends to the log, where concurrent
+    /// writers exist (PostgreSQL): one appender at a time keeps the indexes gapless.
+    /// SQLite's `BEGIN IMMEDIATE` and D1's batches already serialise writers.
+    pub lock_log: Option<&'static str>,
+    /// `$1`: a JSON array of `[marker, hash_part, output_path, builder, nar_hash, leaf]`,
+    /// `marker` the negative `log_index` the row was inserted with. Gives each row still
+    /// holding its marker (the ones this transaction inserted, not duplicates) the next
+    /// log index, in the order of the markers (-1 first). Returns output_path, builder,
+    /// nar_hash, log_index.
+    pub assign_log_indexes: &'static str,
+    /// The same `$1`: appends the leaf of each row the previous statement numbered
+    /// (an index past the log's end) to `log_entries`.
+    pub insert_log_entries: &'static str,
+    /// `$1`: a JSON array of `[index, hex hash]`; existing ones are kept.
+    pub insert_log_hashes: &'static str,
+    /// `$1`: a JSON array of stored-hash indexes. Columns: idx, hash.
+    pub log_hashes_at: &'static str,
 }
 
 pub const SQLITE: Dialect = Dialect {
@@ -146,9 +173,10 @@ pub const SQLITE: Dialect = Dialect {
     // submission waited for the writer gets nothing stored (the WHERE also lets
     // SQLite parse an upsert on INSERT ... SELECT).
     insert_attestations: "INSERT INTO attestations \
-        (output_path, builder, nar_hash, hash_part, nar_size, refs, signature, drv_path, output_name, submitted_at) \
+        (output_path, builder, nar_hash, hash_part, nar_size, refs, signature, drv_path, output_name, submitted_at, \
+         log_index) \
         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
-               value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9 \
+               value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10 \
         FROM json_each($1) WHERE EXISTS (SELECT 1 FROM builders b WHERE b.name = value ->> 1 AND b.deleted_at IS NULL) \
         ON CONFLICT (hash_part, output_path, builder, nar_hash) DO NOTHING \
         RETURNING output_path, builder, nar_hash",
@@ -163,6 +191,28 @@ pub const SQLITE: Dialect = Dialect {
         FROM (SELECT DISTINCT value AS p FROM json_each($1)) AS j \
         CROSS JOIN attestations AS a \
         WHERE a.hash_part = substr(j.p, 12, 32) AND a.output_path = j.p AND a.builder = $2",
+    lock_log: None,
+    // The next index is one past the largest entry (a primary-key lookup); the rows
+    // are found by primary key, so the work is linear in the list.
+    assign_log_indexes: "UPDATE attestations SET log_index = r.idx \
+        FROM (SELECT j.value ->> 1 AS hp, j.value ->> 2 AS op, j.value ->> 3 AS b, j.value ->> 4 AS nh, \
+                (SELECT COALESCE(MAX(idx), -1) + 1 FROM log_entries) \
+                  + ROW_NUMBER() OVER (ORDER BY j.value ->> 0 DESC) - 1 AS idx \
+              FROM json_each($1) AS j CROSS JOIN attestations AS a \
+              WHERE a.hash_part = j.value ->> 1 AND a.output_path = j.value ->> 2 \
+                AND a.builder = j.value ->> 3 AND a.nar_hash = j.value ->> 4 AND a.log_index = j.value ->> 0) AS r \
+        WHERE attestations.hash_part = r.hp AND attestations.output_path = r.op \
+          AND attestations.builder = r.b AND attestations.nar_hash = r.nh \
+        RETURNING output_path, builder, nar_hash, log_index",
+    insert_log_entries: "INSERT INTO log_entries (idx, leaf) \
+        SELECT a.log_index, j.value ->> 5 FROM json_each($1) AS j CROSS JOIN attestations AS a \
+        WHERE a.hash_part = j.value ->> 1 AND a.output_path = j.value ->> 2 \
+          AND a.builder = j.value ->> 3 AND a.nar_hash = j.value ->> 4 \
+          AND a.log_index >= (SELECT COALESCE(MAX(idx), -1) + 1 FROM log_entries) \
+        ORDER BY a.log_index",
+    insert_log_hashes: "INSERT INTO log_hashes (idx, hash) SELECT value ->> 0, value ->> 1 FROM json_each($1) \
+        WHERE true ON CONFLICT (idx) DO NOTHING",
+    log_hashes_at: "SELECT h.idx, h.hash FROM json_each($1) AS j CROSS JOIN log_hashes AS h WHERE h.idx = j.value",
 };
 
 pub const POSTGRES: Dialect = Dialect {
@@ -170,9 +220,10 @@ pub const POSTGRES: Dialect = Dialect {
         FROM json_array_elements_text($1::json) WITH ORDINALITY AS j (p, ord) \
         JOIN attestations AS a ON a.hash_part = substr(j.p, 12, 32) AND a.output_path = j.p",
     insert_attestations: "INSERT INTO attestations \
-        (output_path, builder, nar_hash, hash_part, nar_size, refs, signature, drv_path, output_name, submitted_at) \
+        (output_path, builder, nar_hash, hash_part, nar_size, refs, signature, drv_path, output_name, submitted_at, \
+         log_index) \
         SELECT v ->> 0, v ->> 1, v ->> 2, v ->> 3, (v ->> 4)::bigint, \
-               v ->> 5, v ->> 6, v ->> 7, v ->> 8, (v ->> 9)::bigint \
+               v ->> 5, v ->> 6, v ->> 7, v ->> 8, (v ->> 9)::bigint, (v ->> 10)::bigint \
         FROM json_array_elements($1::json) AS v \
         WHERE EXISTS (SELECT 1 FROM builders b WHERE b.name = v ->> 1 AND b.deleted_at IS NULL) \
         ON CONFLICT (hash_part, output_path, builder, nar_hash) DO NOTHING \
@@ -184,6 +235,27 @@ pub const POSTGRES: Dialect = Dialect {
     builder_votes_of_paths: "SELECT a.output_path, a.builder, a.nar_hash \
         FROM (SELECT DISTINCT p FROM json_array_elements_text($1::json) AS p) AS j \
         JOIN attestations AS a ON a.hash_part = substr(j.p, 12, 32) AND a.output_path = j.p AND a.builder = $2",
+    // Conflicts with itself and with inserts, not with reads: appenders queue here.
+    lock_log: Some("LOCK TABLE log_entries IN SHARE ROW EXCLUSIVE MODE"),
+    assign_log_indexes: "UPDATE attestations AS t SET log_index = r.idx \
+        FROM (SELECT v ->> 1 AS hp, v ->> 2 AS op, v ->> 3 AS b, v ->> 4 AS nh, \
+                (SELECT COALESCE(MAX(idx), -1) + 1 FROM log_entries) \
+                  + ROW_NUMBER() OVER (ORDER BY (v ->> 0)::bigint DESC) - 1 AS idx \
+              FROM json_array_elements($1::json) AS v JOIN attestations AS a \
+                ON a.hash_part = v ->> 1 AND a.output_path = v ->> 2 AND a.builder = v ->> 3 \
+                AND a.nar_hash = v ->> 4 AND a.log_index = (v ->> 0)::bigint) AS r \
+        WHERE t.hash_part = r.hp AND t.output_path = r.op AND t.builder = r.b AND t.nar_hash = r.nh \
+        RETURNING t.output_path, t.builder, t.nar_hash, t.log_index",
+    insert_log_entries: "INSERT INTO log_entries (idx, leaf) \
+        SELECT a.log_index, v ->> 5 FROM json_array_elements($1::json) AS v JOIN attestations AS a \
+          ON a.hash_part = v ->> 1 AND a.output_path = v ->> 2 AND a.builder = v ->> 3 AND a.nar_hash = v ->> 4 \
+        WHERE a.log_index >= (SELECT COALESCE(MAX(idx), -1) + 1 FROM log_entries) \
+        ORDER BY a.log_index",
+    insert_log_hashes: "INSERT INTO log_hashes (idx, hash) \
+        SELECT (v ->> 0)::bigint, v ->> 1 FROM json_array_elements($1::json) AS v \
+        ON CONFLICT (idx) DO NOTHING",
+    log_hashes_at: "SELECT h.idx, h.hash FROM json_array_elements_text($1::json) AS j (i) \
+        JOIN log_hashes AS h ON h.idx = j.i::bigint",
 };
 
 #[cfg(test)]

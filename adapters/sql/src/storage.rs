@@ -1,14 +1,14 @@
 //! The [`Storage`] trait implemented once, over any [`Executor`]: every query, its
 //! parameters and the decoding of its rows. A driver only runs statements.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use nhc_core::jobset::{JobsetName, Rev, Summary};
 use nhc_core::{BuilderName, DrvPath, StorePath};
 use nhc_storage::{
     AttestationRecord, BuilderRecord, Cursor, DerivationOutputVote, DiffRecord, DiffUsage, EvaluationItemRow,
-    EvaluationRecord, InsertCounts, ItemQuery, JobsetRecord, JobsetTokenRecord, NewBuilder, NewDiff, NewEvaluation,
+    EvaluationRecord, InsertCounts, ItemQuery, LogAppend, LogCheckpoint, JobsetRecord, JobsetTokenRecord, NewBuilder, NewDiff, NewEvaluation,
     NewToken, PathCursor, PutOutcome, Storage, StoreError, StoreResult, Submission, TokenRecord, Vote, VoteCounts,
 };
 
@@ -82,24 +82,49 @@ pub async fn insert_submissions<E: Executor + ?Sized>(
 ) -> StoreResult<Vec<InsertCounts>> {
     let batch = InsertBatch::new(submissions, exec.max_param_bytes())?;
     let dialect = exec.dialect();
-    let mut statements = Vec::with_capacity(batch.attestations.len() + batch.derivations.len());
+    let mut statements = Vec::with_capacity(1 + batch.attestations.len() + batch.derivations.len() + 2 * batch.leaves.len());
+    if let Some(lock) = dialect.lock_log {
+        statements.push(Statement::new(lock, vec![]));
+    }
+    let first_insert = statements.len();
     for rows in &batch.attestations {
         statements.push(Statement::new(dialect.insert_attestations, vec![Param::Text(rows)]));
     }
     for rows in &batch.derivations {
         statements.push(Statement::new(dialect.insert_derivation_outputs, vec![Param::Text(rows)]));
     }
+    // Numbered after every row is in, so the log order is the batch order.
+    let first_assign = statements.len();
+    for leaves in &batch.leaves {
+        statements.push(Statement::new(dialect.assign_log_indexes, vec![Param::Text(leaves)]));
+        statements.push(Statement::new(dialect.insert_log_entries, vec![Param::Text(leaves)]));
+    }
     let results = exec.transaction(&statements).await?;
-    if results.len() < batch.attestations.len() {
+    if results.len() != statements.len() {
         return Err(StoreError::Internal("the transaction returned fewer results than statements".into()));
     }
     let mut inserted: HashSet<AttestationKey> = HashSet::new();
-    for rows in results.into_iter().take(batch.attestations.len()) {
-        for row in rows {
-            inserted.insert(rows::key(row)?);
+    let mut indexes: HashMap<AttestationKey, u64> = HashMap::new();
+    for (i, rows) in results.into_iter().enumerate() {
+        if (first_insert..first_insert + batch.attestations.len()).contains(&i) {
+            for row in rows {
+                inserted.insert(rows::key(row)?);
+            }
+        } else if i >= first_assign && (i - first_assign) % 2 == 0 {
+            for row in rows {
+                let (key, index) = rows::log_index(row)?;
+                indexes.insert(key, index);
+            }
         }
     }
-    Ok(batch.counts(&inserted))
+    if indexes.len() != inserted.len() {
+        return Err(StoreError::Internal(format!(
+            "{} attestations stored but {} of them numbered in the log",
+            inserted.len(),
+            indexes.len()
+        )));
+    }
+    Ok(batch.counts(&inserted, &indexes))
 }
 
 #[async_trait]
@@ -390,5 +415,21 @@ impl<E: Executor> Storage for SqlStorage<E> {
 
     async fn diff_report(&self, path: &StorePath, id: i64) -> StoreResult<Option<(DiffRecord, Vec<u8>)>> {
         self.diff_with_report(path, id).await
+    }
+
+    async fn log_latest_checkpoint(&self) -> StoreResult<Option<LogCheckpoint>> {
+        self.latest_checkpoint().await
+    }
+
+    async fn log_entries(&self, from: u64, to: u64) -> StoreResult<Vec<(u64, String)>> {
+        self.entries(from, to).await
+    }
+
+    async fn log_hashes(&self, indexes: &[u64]) -> StoreResult<Vec<(u64, [u8; 32])>> {
+        self.hashes(indexes).await
+    }
+
+    async fn log_append(&self, append: &LogAppend) -> StoreResult<bool> {
+        self.append(append).await
     }
 }

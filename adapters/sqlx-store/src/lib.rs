@@ -26,6 +26,11 @@ pub use error::ConnectError;
 use exec::PoolExecutor;
 use nhc_sql::SCHEMA;
 
+/// The transparency log's column, for databases made before it (schema.sql has it).
+const ADD_LOG_INDEX: &str = "ALTER TABLE attestations ADD COLUMN log_index BIGINT";
+const POSTGRES_ADD_LOG_INDEX: &str = "ALTER TABLE attestations ADD COLUMN IF NOT EXISTS log_index BIGINT";
+const SQLITE_HAS_LOG_INDEX: &str = "SELECT 1 FROM pragma_table_info('attestations') WHERE name = 'log_index'";
+
 /// The storage on SQLite or PostgreSQL: the SQL storage over sqlx.
 pub type SqlStore = SqlStorage<Sqlx>;
 
@@ -136,16 +141,28 @@ impl Sqlx {
         Ok(Sqlx { pool: PoolExecutor { pool }, writer })
     }
 
-    /// Applies `schema.sql`. Idempotent: every statement is `IF NOT EXISTS`.
+    /// Applies `schema.sql`, then adds the columns that databases made by older
+    /// versions lack (`CREATE TABLE IF NOT EXISTS` does not add them). Idempotent.
     pub async fn migrate(&self) -> Result<(), ConnectError> {
         match &self.pool.pool {
             Pool::Sqlite(lite) => {
                 let mut conn = lite.acquire().await.map_err(ConnectError::migrate)?;
-                sqlx::raw_sql(SCHEMA).execute(&mut *conn).await.map(|_| ())
+                sqlx::raw_sql(SCHEMA).execute(&mut *conn).await.map_err(ConnectError::migrate)?;
+                // SQLite has no ADD COLUMN IF NOT EXISTS.
+                let has: Option<(i64,)> = sqlx::query_as(SQLITE_HAS_LOG_INDEX)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(ConnectError::migrate)?;
+                if has.is_none() {
+                    sqlx::raw_sql(ADD_LOG_INDEX).execute(&mut *conn).await.map_err(ConnectError::migrate)?;
+                }
+                Ok(())
             }
-            Pool::Postgres(p) => sqlx::raw_sql(SCHEMA).execute(p).await.map(|_| ()),
+            Pool::Postgres(p) => {
+                sqlx::raw_sql(SCHEMA).execute(p).await.map_err(ConnectError::migrate)?;
+                sqlx::raw_sql(POSTGRES_ADD_LOG_INDEX).execute(p).await.map(|_| ()).map_err(ConnectError::migrate)
+            }
         }
-        .map_err(ConnectError::migrate)
     }
 
     /// `sqlite` or `postgres`.

@@ -16,20 +16,50 @@ use nhc_handlers::{AppState, Clock};
 use tower_service::Service;
 use worker::{event, Context, Env, HttpRequest};
 
-#[event(fetch)]
-async fn fetch(req: HttpRequest, env: Env, _ctx: Context) -> worker::Result<axum::response::Response> {
-    console_error_panic_hook::set_once();
-    let store = Arc::new(nhc_sql::SqlStorage::new(d1::D1::new(env.d1("DB")?)));
-    // Set with `wrangler secret put NHC_ADMIN_TOKEN` (or `.dev.vars` locally).
-    let admin_token = env
-        .secret("NHC_ADMIN_TOKEN")
+/// A secret (`wrangler secret put NAME`, or `.dev.vars` locally) or a plain variable.
+fn setting(env: &Env, name: &str) -> Option<String> {
+    env.secret(name)
         .map(|s| s.to_string())
-        .or_else(|_| env.var("NHC_ADMIN_TOKEN").map(|v| v.to_string()))
-        .ok();
+        .or_else(|_| env.var(name).map(|v| v.to_string()))
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+}
+
+fn state(env: &Env) -> worker::Result<AppState> {
+    let store = Arc::new(nhc_sql::SqlStorage::new(d1::D1::new(env.d1("DB")?)));
+    let admin_token = setting(env, "NHC_ADMIN_TOKEN");
     // The Workers clock has millisecond resolution (and stands still while code
     // computes); the handlers take microseconds.
     let clock: Clock = Arc::new(|| worker::Date::now().as_millis() as i64 * 1000);
-    let state = AppState::new(store, clock, admin_token.as_deref());
+    let mut state = AppState::new(store, clock, admin_token.as_deref());
+    // The transparency log: sequenced when /log/checkpoint is read and by the cron
+    // trigger (wrangler.toml), never per submission.
+    if let Some(key) = setting(env, "NHC_LOG_KEY") {
+        match nhc_handlers::service::log::parse_key(&key) {
+            Ok(key) => state = state.with_log_key(key),
+            Err(e) => worker::console_error!("NHC_LOG_KEY: {e}; the log is not served"),
+        }
+    }
+    Ok(state)
+}
+
+/// The cron trigger: brings the transparency log's checkpoint up to date.
+#[event(scheduled)]
+async fn scheduled(_event: worker::ScheduledEvent, env: Env, _ctx: worker::ScheduleContext) {
+    console_error_panic_hook::set_once();
+    let result = match state(&env) {
+        Ok(s) => nhc_handlers::service::log::catch_up(&s, 64).await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = result {
+        worker::console_error!("sequencing the transparency log: {e}");
+    }
+}
+
+#[event(fetch)]
+async fn fetch(req: HttpRequest, env: Env, _ctx: Context) -> worker::Result<axum::response::Response> {
+    console_error_panic_hook::set_once();
+    let state = state(&env)?;
     // The handlers read the body themselves, after the token check and only up to
     // their limit, as on every deployment; what they leave unread is drained (and
     // dropped) before the answer goes out.

@@ -39,11 +39,29 @@ pub struct SubmittedOutput {
     pub signature: Signature,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SubmitResponse {
     pub stored: u64,
     pub duplicates: u64,
+    /// Each stored attestation's place in the transparency log (docs/api.md,
+    /// "Transparency log"), in log order; duplicates have none. Absent from servers
+    /// before the log existed.
+    #[serde(default)]
+    pub log: Vec<LogReceipt>,
+}
+
+/// Where the transparency log put one stored attestation: what a client records to
+/// audit the log later (`nhc audit`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LogReceipt {
+    pub output_path: StorePath,
+    pub nar_hash: NarHash,
+    /// The leaf's index in the log (0-based, in acceptance order).
+    pub index: u64,
+    /// RFC 6962 leaf hash, `SHA-256(0x00 || leaf)`, 64 lowercase hex digits.
+    pub leaf_hash: String,
 }
 
 /// One builder's signed claim about one output path.
@@ -61,6 +79,10 @@ pub struct Attestation {
     /// RFC 3339, UTC.
     #[cfg_attr(feature = "openapi", schema(format = DateTime, example = "2026-11-25T14:20:18.500000Z"))]
     pub submitted_at: String,
+    /// Its index in the transparency log; absent for attestations stored before the
+    /// log existed (and from servers without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_index: Option<u64>,
 }
 
 /// `GET /v1/outputs/{basename}?limit=&cursor=`: the status and counts over every

@@ -225,6 +225,7 @@ mod tests {
             references: References::default(),
             signature: k.sign("x"),
             submitted_at: at,
+            log_index: None,
         }
     }
 

@@ -6,6 +6,7 @@ mod builders;
 mod derivations;
 mod diffs;
 mod jobsets;
+mod log;
 mod me;
 mod openapi;
 mod outputs;
@@ -67,7 +68,7 @@ fn built() -> &'static Built {
         let (routes, doc) = api().split_for_parts();
         // `merge` panics on a path both define: a page can never shadow an API route
         // (the router tests build this).
-        let all = routes.clone().merge(crate::web::routes());
+        let all = routes.clone().merge(crate::web::routes()).merge(log::routes());
         Built { routes, all, doc: doc.to_json().map_err(|e| format!("serializing the OpenAPI document: {e}")) }
     })
 }
@@ -148,5 +149,6 @@ fn to_api(r: AttestationRecord) -> Attestation {
         references: r.references,
         signature: r.signature,
         submitted_at: format_rfc3339(r.submitted_at),
+        log_index: r.log_index,
     }
 }

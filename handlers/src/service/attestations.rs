@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use nhc_core::api::{SubmitRequest, SubmitResponse, MAX_NAR_SIZE};
+use nhc_core::api::{LogReceipt, SubmitRequest, SubmitResponse, MAX_NAR_SIZE};
 use nhc_core::{fingerprint, verify_all, NarHash, OutputName, PublicKey, Signature, StorePath};
 use nhc_storage::{NewAttestation, Submission, TokenRecord};
 
@@ -28,7 +28,17 @@ pub async fn verify_and_store(
     check_hashes_per_path(state, &submission).await?;
     let counts = state.store.insert_attestations(submission).await?;
     tracing::debug!(builder = %builder.builder, outputs = n, stored = counts.stored, "submission");
-    Ok(SubmitResponse { stored: counts.stored, duplicates: counts.duplicates })
+    let log = counts
+        .log
+        .into_iter()
+        .map(|p| LogReceipt {
+            output_path: p.output_path,
+            nar_hash: p.nar_hash,
+            index: p.index,
+            leaf_hash: nhc_tlog::hash_hex(&nhc_tlog::Hash(p.leaf_hash)),
+        })
+        .collect();
+    Ok(SubmitResponse { stored: counts.stored, duplicates: counts.duplicates, log })
 }
 
 /// [`verify`], off the async threads for a large submission (offload.rs).

@@ -5,3 +5,4 @@ pub mod attestations;
 pub mod builders;
 pub mod derivations;
 pub mod jobsets;
+pub mod log;

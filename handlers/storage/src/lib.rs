@@ -10,11 +10,13 @@ use nhc_core::{BuilderName, DrvPath, NarHash, OutputName, PublicKey, Signature, 
 
 mod diffs;
 mod jobsets;
+mod log;
 pub use diffs::{DiffRecord, DiffUsage, NewDiff, DIFF_CHUNK_BYTES};
 pub use jobsets::{
     status_bit, status_mask, EvaluationItemRow, EvaluationRecord, ItemQuery, JobsetRecord, JobsetTokenRecord,
     NewEvaluation, NewEvaluationItem, PutOutcome, ALL_STATUSES,
 };
+pub use log::{LogAppend, LogCheckpoint, LogPosition, MAX_LOG_READ};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -84,10 +86,12 @@ pub struct Submission {
     pub submitted_at: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct InsertCounts {
     pub stored: u64,
     pub duplicates: u64,
+    /// Where the log put each stored attestation, in log order.
+    pub log: Vec<LogPosition>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +106,8 @@ pub struct AttestationRecord {
     pub signature: Signature,
     /// Microseconds since the epoch.
     pub submitted_at: i64,
+    /// Its index in the transparency log (None: stored before the log existed).
+    pub log_index: Option<u64>,
 }
 
 /// One builder's vote on one output path: enough to compute a status.
@@ -327,6 +333,26 @@ pub trait Storage: Send + Sync + 'static {
     /// One report on a path with its gzip bytes; `None` when there is no such report
     /// on that path.
     async fn diff_report(&self, path: &StorePath, id: i64) -> StoreResult<Option<(DiffRecord, Vec<u8>)>>;
+
+    // The transparency log (docs/api.md, "Transparency log"). Entries are appended by
+    // `insert_attestations`, in the same transaction, at gapless indexes.
+
+    /// The checkpoint of the largest tree stored, if any.
+    async fn log_latest_checkpoint(&self) -> StoreResult<Option<LogCheckpoint>>;
+
+    /// The entries (leaf text) at indexes `from..to`, in order, as far as they exist
+    /// (a prefix of the range); at most [`MAX_LOG_READ`].
+    async fn log_entries(&self, from: u64, to: u64) -> StoreResult<Vec<(u64, String)>>;
+
+    /// The stored hashes at these indexes (the Go sumdb layout, see `nhc-tlog`), as
+    /// (index, hash) in no particular order; missing ones are left out. At most
+    /// [`MAX_LOG_READ`] indexes.
+    async fn log_hashes(&self, indexes: &[u64]) -> StoreResult<Vec<(u64, [u8; 32])>>;
+
+    /// Stores a sequencing step in one transaction: the stored hashes from
+    /// `first_hash_index` on (existing ones are kept: every sequencer computes the
+    /// same) and the checkpoint. False when a checkpoint of that size existed.
+    async fn log_append(&self, append: &LogAppend) -> StoreResult<bool>;
 }
 
 #[cfg(test)]

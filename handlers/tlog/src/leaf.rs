@@ -151,6 +151,11 @@ impl Leaf {
         s
     }
 
+    /// The leaf as text (it is UTF-8), what a server stores.
+    pub fn text(&self) -> String {
+        self.encode_unchecked()
+    }
+
     /// The leaf's bytes (at most [`MAX_LEAF_BYTES`]).
     pub fn encode(&self) -> Vec<u8> {
         self.encode_unchecked().into_bytes()

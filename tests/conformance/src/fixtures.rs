@@ -142,11 +142,37 @@ pub fn submit(ctx: &Ctx, b: &TestBuilder, drv: Option<&DrvPath>, outs: &[&Out]) 
 pub fn attest(ctx: &Ctx, b: &TestBuilder, drv: Option<&DrvPath>, outs: &[&Out]) -> Result<(), Failed> {
     let r = submit(ctx, b, drv, outs)?;
     r.expect(201)?;
-    let v = r.json()?;
-    if v != json!({"stored": outs.len(), "duplicates": 0}) {
+    if counts(&r)? != json!({"stored": outs.len(), "duplicates": 0}) {
         return Err(format!("unexpected counts: {}", r.body).into());
     }
     Ok(())
+}
+
+/// The `{"stored", "duplicates"}` of a submission's answer, after checking its `log`:
+/// one receipt per attestation stored (every deployment appends to the transparency
+/// log), with distinct indexes and 64-hex-digit leaf hashes.
+pub fn counts(r: &Resp) -> Result<Value, Failed> {
+    let v = r.json()?;
+    let stored = v["stored"].as_u64().ok_or_else(|| format!("no stored count: {}", r.body))?;
+    let log = v["log"].as_array().ok_or_else(|| format!("no log receipts: {}", r.body))?;
+    if log.len() as u64 != stored {
+        return Err(format!("{stored} stored but {} log receipts: {}", log.len(), r.body).into());
+    }
+    let mut indexes: Vec<u64> = Vec::new();
+    for e in log {
+        let hex_ok = e["leaf_hash"].as_str().is_some_and(|h| h.len() == 64 && h.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')));
+        match (e["index"].as_u64(), hex_ok, e["output_path"].is_string(), e["nar_hash"].is_string()) {
+            (Some(i), true, true, true) => indexes.push(i),
+            _ => return Err(format!("a malformed log receipt {e}").into()),
+        }
+    }
+    let n = indexes.len();
+    indexes.sort_unstable();
+    indexes.dedup();
+    if indexes.len() != n {
+        return Err(format!("log indexes repeat: {}", r.body).into());
+    }
+    Ok(json!({"stored": v["stored"], "duplicates": v["duplicates"]}))
 }
 
 /// Asserts that nobody attested `path` (the output view is a 404).

@@ -4,7 +4,7 @@ use std::thread;
 use serde_json::json;
 
 use crate::client::Ctx;
-use crate::fixtures::{builder, drv_path, nar_hash, store_path, submit, Out, TestBuilder};
+use crate::fixtures::{builder, counts, drv_path, nar_hash, store_path, submit, Out, TestBuilder};
 use crate::{ensure, ensure_eq, TestResult};
 
 const THREADS: usize = 16;
@@ -26,18 +26,14 @@ pub fn concurrent_first_submissions_of_one_derivation(ctx: &Ctx) -> TestResult {
                 let (o, d) = (Out::new(&out, h_out), Out::new(&dev, h_dev).named("dev"));
                 thread::spawn(move || {
                     barrier.wait();
-                    submit(&ctx, &b, Some(&drv), &[&o, &d]).map(|r| (r.status, r.body))
+                    submit(&ctx, &b, Some(&drv), &[&o, &d]).and_then(|r| Ok((r.status, counts(&r)?, r.body)))
                 })
             })
             .collect();
         for h in handles {
-            let (status, body) = h.join().map_err(|_| "a submitting thread panicked")??;
+            let (status, counts, body) = h.join().map_err(|_| "a submitting thread panicked")??;
             ensure_eq!(status, 201, "concurrent submission answered {body}");
-            ensure_eq!(
-                serde_json::from_str::<serde_json::Value>(&body).ok(),
-                Some(json!({"stored": 2, "duplicates": 0})),
-                "counts"
-            );
+            ensure_eq!(counts, json!({"stored": 2, "duplicates": 0}), "counts");
         }
         let v = ctx.get(&format!("/v1/derivations/{}", drv.as_store_path().basename()))?.json()?;
         for name in ["out", "dev"] {

@@ -7,6 +7,7 @@ mod concurrency;
 mod diffs;
 mod jobsets;
 mod limits;
+mod log;
 mod me;
 mod narinfo;
 mod nix_client;
@@ -33,6 +34,8 @@ pub fn all() -> Vec<(&'static str, Case)> {
     cases![
         basics::health_answers_ok,
         basics::unknown_routes_are_json_404,
+        log::receipts_entries_tiles_and_checkpoint_agree,
+        log::bad_tile_paths_are_404,
         web::pages_are_html_with_a_policy,
         web::unknown_pages_are_html_404_and_v1_stays_json,
         web::hostile_text_is_shown_as_text,

@@ -1,0 +1,79 @@
+//! The transparency log's reads and the sequencer's write. Entries are appended by
+//! [`crate::insert_submissions`] in the attestations' own transaction.
+
+use nhc_storage::{LogAppend, LogCheckpoint, StoreError, StoreResult, MAX_LOG_READ};
+
+use crate::batch::json_arrays;
+use crate::exec::{Executor, Param, Statement};
+use crate::{rows, statements as sql, SqlStorage};
+
+fn to_i64(n: u64) -> StoreResult<i64> {
+    i64::try_from(n).map_err(|_| StoreError::Internal(format!("log index {n} past 2^63")))
+}
+
+fn hex(h: &[u8; 32]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(64);
+    for b in h {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    s
+}
+
+impl<E: Executor> SqlStorage<E> {
+    pub(crate) async fn latest_checkpoint(&self) -> StoreResult<Option<LogCheckpoint>> {
+        let Some(mut r) = self.executor().query(sql::LOG_LATEST_CHECKPOINT, &[]).await?.into_iter().next() else {
+            return Ok(None);
+        };
+        let size = u64::try_from(r.int(0)?).map_err(|e| StoreError::Internal(e.to_string()))?;
+        Ok(Some(LogCheckpoint { size, root: rows::hash_hex(&r.text(1)?)?, note: r.text(2)?, created_at: r.int(3)? }))
+    }
+
+    pub(crate) async fn entries(&self, from: u64, to: u64) -> StoreResult<Vec<(u64, String)>> {
+        let to = to.min(from.saturating_add(MAX_LOG_READ as u64));
+        let rows = self.executor().query(sql::LOG_ENTRIES, &[Param::Int(to_i64(from)?), Param::Int(to_i64(to)?)]).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for mut r in rows {
+            let idx = u64::try_from(r.int(0)?).map_err(|e| StoreError::Internal(e.to_string()))?;
+            out.push((idx, r.text(1)?));
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn hashes(&self, indexes: &[u64]) -> StoreResult<Vec<(u64, [u8; 32])>> {
+        if indexes.len() > MAX_LOG_READ {
+            return Err(StoreError::Internal(format!("{} log hashes asked at once", indexes.len())));
+        }
+        let ints = indexes.iter().map(|&i| to_i64(i)).collect::<StoreResult<Vec<i64>>>()?;
+        let mut out = Vec::with_capacity(indexes.len());
+        for list in json_arrays(&ints, self.executor().max_param_bytes())? {
+            for mut r in self.executor().query(self.executor().dialect().log_hashes_at, &[Param::Text(&list)]).await? {
+                let idx = u64::try_from(r.int(0)?).map_err(|e| StoreError::Internal(e.to_string()))?;
+                out.push((idx, rows::hash_hex(&r.text(1)?)?));
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn append(&self, a: &LogAppend) -> StoreResult<bool> {
+        let first = to_i64(a.first_hash_index)?;
+        let rows: Vec<(i64, String)> = a.hashes.iter().enumerate().map(|(i, h)| (first + i as i64, hex(h))).collect();
+        let lists = json_arrays(&rows, self.executor().max_param_bytes())?;
+        let dialect = self.executor().dialect();
+        let mut statements: Vec<Statement> =
+            lists.iter().map(|l| Statement::new(dialect.insert_log_hashes, vec![Param::Text(l)])).collect();
+        let root = hex(&a.checkpoint.root);
+        statements.push(Statement::new(
+            sql::INSERT_LOG_CHECKPOINT,
+            vec![
+                Param::Int(to_i64(a.checkpoint.size)?),
+                Param::Text(&root),
+                Param::Text(&a.checkpoint.note),
+                Param::Int(a.checkpoint.created_at),
+            ],
+        ));
+        let results = self.executor().transaction(&statements).await?;
+        Ok(results.last().is_some_and(|r| !r.is_empty()))
+    }
+}

@@ -1,0 +1,190 @@
+//! The transparency log's server side (docs/api.md, "Transparency log"): the
+//! sequencing step that turns appended entries into stored hashes and a signed
+//! checkpoint, and the reads behind `/log/`. Entries themselves are appended with the
+//! attestations (the storage's `insert_attestations`), so nothing acknowledged can be
+//! missing from a later checkpoint, whatever happens to the sequencer.
+
+use nhc_storage::{LogAppend, LogCheckpoint};
+use nhc_tlog::serve::{LogRequest, MAX_SEQUENCE_BATCH};
+use nhc_tlog::{append_stored_hashes, frontier_indexes, leaf_hash, stored_hash_index, Hash};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub use nhc_tlog::LogSigner;
+
+/// Parses a log key (the signed-note secret key `PRIVATE+KEY+<origin>+<id>+<base64>`,
+/// as `nhc-server log-key` prints it), with a message that says what it should be.
+pub fn parse_key(text: &str) -> Result<LogSigner, String> {
+    LogSigner::parse(text).map_err(|e| format!("the transparency log key: {e}"))
+}
+
+/// A new random log key for `origin` (the checkpoints' origin line, e.g.
+/// `nhc.example.org/log`): the secret key and its verifier key.
+pub fn new_key(origin: &str) -> Result<(String, String), String> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| format!("no randomness from the operating system: {e}"))?;
+    let secret = LogSigner::secret_from_seed(origin, seed).map_err(|_| {
+        format!("{origin:?} cannot name a log: use a host name and path such as nhc.example.org/log (no spaces or '+')")
+    })?;
+    let verifier = parse_key(&secret)?.verifier_key().to_owned();
+    Ok((secret, verifier))
+}
+
+/// Steps one read of `/log/checkpoint` may take where the log is sequenced on read
+/// (the Worker, the Lambda): 4 × 4,096 entries, a bounded amount of work per request.
+pub const MAX_STEPS_ON_READ: u32 = 4;
+
+/// What one sequencing step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    /// The tree's size after the step.
+    pub size: u64,
+    /// Entries the step added to the tree (0: it was current).
+    pub added: u64,
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(format!("transparency log: {e}"))
+}
+
+fn no_log() -> ApiError {
+    ApiError::NotFound(
+        "this deployment keeps no transparency log (its log key, NHC_LOG_KEY, is not set)".to_owned(),
+    )
+}
+
+/// One sequencing step: the entries after the latest checkpoint (at most
+/// [`MAX_SEQUENCE_BATCH`]) are hashed into the tree, and the grown tree's checkpoint
+/// is signed and stored with the new hashes in one transaction. Deterministic, so two
+/// sequencers running at once compute and store the same thing. Makes the first
+/// (empty) checkpoint when there is none.
+pub async fn step(state: &AppState, signer: &LogSigner) -> Result<Step, ApiError> {
+    let store = &state.store;
+    let latest = store.log_latest_checkpoint().await?;
+    let old = latest.as_ref().map_or(0, |c| c.size);
+    let entries = store.log_entries(old, old + MAX_SEQUENCE_BATCH).await?;
+    // Entries are gapless when committed; a gap here would be a bug or a hand edit:
+    // take the contiguous prefix only, and say so.
+    let contiguous = entries.iter().enumerate().take_while(|(i, (idx, _))| *idx == old + *i as u64).count();
+    if contiguous < entries.len() {
+        tracing::error!(after = old, "transparency log: entry {} is missing; sequencing stops before it", old + contiguous as u64);
+    }
+    if contiguous == 0 && latest.is_some() {
+        return Ok(Step { size: old, added: 0 });
+    }
+    let leaves: Vec<Hash> = entries[..contiguous].iter().map(|(_, leaf)| leaf_hash(leaf.as_bytes())).collect();
+    let want = frontier_indexes(old);
+    let found = store.log_hashes(&want).await?;
+    let frontier = want
+        .iter()
+        .map(|i| {
+            found
+                .iter()
+                .find(|(j, _)| j == i)
+                .map(|(_, h)| Hash(*h))
+                .ok_or_else(|| internal(format!("stored hash {i} of the tree of size {old} is missing")))
+        })
+        .collect::<Result<Vec<Hash>, ApiError>>()?;
+    let (hashes, root) = append_stored_hashes(old, &frontier, &leaves).map_err(internal)?;
+    let size = old + leaves.len() as u64;
+    let note = String::from_utf8(signer.sign(size, &root)).map_err(internal)?;
+    let append = LogAppend {
+        first_hash_index: stored_hash_index(0, old),
+        hashes: hashes.into_iter().map(|h| h.0).collect(),
+        checkpoint: LogCheckpoint { size, root: root.0, note, created_at: state.now() },
+    };
+    if store.log_append(&append).await? {
+        tracing::debug!(size, added = leaves.len(), "transparency log: checkpoint");
+    }
+    Ok(Step { size, added: leaves.len() as u64 })
+}
+
+/// Sequences until the tree holds every entry, at most `max_steps` steps; the tree's
+/// size after it. `None` when the deployment has no log key.
+pub async fn catch_up(state: &AppState, max_steps: u32) -> Result<Option<u64>, ApiError> {
+    let Some(signer) = state.log.clone() else { return Ok(None) };
+    let mut size = 0;
+    for _ in 0..max_steps.max(1) {
+        let s = step(state, &signer).await?;
+        size = s.size;
+        if s.added < MAX_SEQUENCE_BATCH {
+            break;
+        }
+    }
+    Ok(Some(size))
+}
+
+/// Runs the sequencer every `interval` until the process ends (nhc-server). A step
+/// that fails is logged and retried at the next tick.
+#[cfg(not(target_arch = "wasm32"))]
+pub async fn run_sequencer(state: AppState, interval: std::time::Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = catch_up(&state, u32::MAX).await {
+            tracing::warn!("transparency log: sequencing failed, trying again in {interval:?}: {e}");
+        }
+    }
+}
+
+/// An object under `/log/`: its bytes and what to say about them.
+pub struct LogObject {
+    pub request: LogRequest,
+    pub body: Vec<u8>,
+}
+
+/// What `GET /log/<path>` answers.
+pub async fn read(state: &AppState, path: &str) -> Result<LogObject, ApiError> {
+    let Some(signer) = state.log.clone() else { return Err(no_log()) };
+    let request = LogRequest::parse(path).map_err(|e| ApiError::NotFound(e.to_string()))?;
+    let body = match request {
+        LogRequest::Key => format!("{}\n", signer.verifier_key()).into_bytes(),
+        LogRequest::Checkpoint => {
+            if state.log_sequence_on_read {
+                catch_up(state, MAX_STEPS_ON_READ).await?;
+            }
+            match state.store.log_latest_checkpoint().await? {
+                Some(c) => c.note.into_bytes(),
+                // No sequencer ran yet (a fresh nhc-server): make the first one now.
+                None => {
+                    catch_up(state, 1).await?;
+                    state
+                        .store
+                        .log_latest_checkpoint()
+                        .await?
+                        .ok_or_else(|| internal("no checkpoint after a sequencing step"))?
+                        .note
+                        .into_bytes()
+                }
+            }
+        }
+        LogRequest::Tile(tile) => {
+            let size = state.store.log_latest_checkpoint().await?.map_or(0, |c| c.size);
+            if !tile.exists_in(size) {
+                return Err(ApiError::NotFound(format!(
+                    "{path} is past the log's latest checkpoint (size {size})"
+                )));
+            }
+            if let Some(range) = tile.entry_range() {
+                let entries = state.store.log_entries(range.start, range.end).await?;
+                if entries.len() as u64 != range.end - range.start {
+                    return Err(internal(format!("entries {range:?} are missing")));
+                }
+                nhc_tlog::encode_bundle(entries.iter().map(|(_, leaf)| leaf.as_bytes())).map_err(internal)?
+            } else {
+                let indexes = tile.stored_hash_indexes().ok_or_else(|| ApiError::NotFound(format!("{path}: no such tile")))?;
+                let found = state.store.log_hashes(&indexes).await?;
+                let mut by_index: std::collections::HashMap<u64, [u8; 32]> = found.into_iter().collect();
+                let mut body = Vec::with_capacity(indexes.len() * 32);
+                for i in &indexes {
+                    let h = by_index.remove(i).ok_or_else(|| internal(format!("stored hash {i} is missing")))?;
+                    body.extend_from_slice(&h);
+                }
+                body
+            }
+        }
+    };
+    Ok(LogObject { request, body })
+}

@@ -1,0 +1,39 @@
+//! What storage keeps of the transparency log: the entries (appended with the
+//! attestations), the stored hashes and the signed checkpoints (written by the
+//! sequencer, `nhc_handlers::service::log`).
+
+use nhc_core::{NarHash, StorePath};
+
+/// The most entries or hashes one log read returns: a sequencing step, or a tile (256).
+pub const MAX_LOG_READ: usize = 8192;
+
+/// Where the log put one stored attestation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogPosition {
+    pub output_path: StorePath,
+    pub nar_hash: NarHash,
+    pub index: u64,
+    /// RFC 6962 leaf hash of the entry.
+    pub leaf_hash: [u8; 32],
+}
+
+/// A signed checkpoint as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogCheckpoint {
+    /// Leaves in the tree.
+    pub size: u64,
+    pub root: [u8; 32],
+    /// The C2SP signed note, as served at `/log/checkpoint`.
+    pub note: String,
+    /// Microseconds since the epoch.
+    pub created_at: i64,
+}
+
+/// One sequencing step: the stored hashes it computed and the checkpoint of the
+/// grown tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogAppend {
+    pub first_hash_index: u64,
+    pub hashes: Vec<[u8; 32]>,
+    pub checkpoint: LogCheckpoint,
+}
