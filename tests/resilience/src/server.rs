@@ -74,6 +74,22 @@ pub struct Server {
     child: Option<Child>,
     /// How many times it was started.
     pub starts: u32,
+    /// The transparency log's key, made by `nhc-server log-key`.
+    log_key: String,
+}
+
+/// A new transparency-log key from `nhc-server log-key`.
+fn make_log_key(bin: &Path) -> Result<String, String> {
+    let out = Command::new(bin)
+        .args(["log-key", "resilience.invalid/log"])
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {} log-key: {e}", bin.display()))?;
+    let key = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if !out.status.success() || !key.starts_with("PRIVATE+KEY+resilience.invalid/log+") {
+        return Err(format!("nhc-server log-key printed {key:?} ({})", out.status));
+    }
+    Ok(key)
 }
 
 impl Server {
@@ -87,6 +103,7 @@ impl Server {
             log: dir.join("server.log"),
             child: None,
             starts: 0,
+            log_key: make_log_key(bin)?,
         };
         s.spawn()?;
         s.wait_healthy(Duration::from_secs(60))?;
@@ -107,6 +124,8 @@ impl Server {
             // rate limit (429) would only slow the submitters and the flushes down.
             .args(["--builder-rate", "0"])
             .env("NHC_ADMIN_TOKEN", &self.admin_token)
+            .env("NHC_LOG_KEY", &self.log_key)
+            .env("NHC_LOG_INTERVAL_MS", "100")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(log)

@@ -248,9 +248,14 @@ fn verify(
         }
     }
     let mut present = vec![0usize; s.subs.len()];
+    let mut log_indexes: Vec<u64> = Vec::new();
     for (b, tb) in builders.iter().enumerate() {
         let mut seen = HashSet::new();
         for a in attestations_of(ctx, &tb.name)? {
+            match a["log_index"].as_u64() {
+                Some(i) => log_indexes.push(i),
+                None => problems.push(format!("an attestation without a log index: {a}")),
+            }
             let path = a["output_path"].as_str().unwrap_or_default().to_owned();
             if !seen.insert(path.clone()) {
                 problems.push(format!("{path} is stored twice for {}", tb.name));
@@ -277,6 +282,7 @@ fn verify(
             present[id] += 1;
         }
     }
+    check_log(ctx, log_indexes, problems)?;
     let unacked = |want: usize| s.subs.iter().enumerate().filter(|(id, x)| !x.acked() && present[*id] == want).count();
     let (whole, absent) =
         (s.subs.iter().enumerate().filter(|(id, x)| !x.acked() && present[*id] == x.outs.len()).count(), unacked(0));
@@ -314,4 +320,32 @@ fn verify(
         }
     }
     Ok((whole, absent))
+}
+
+/// The transparency log after the kills: the stored attestations hold the indexes
+/// 0..n, each once (appended in their own transactions: none lost, none skipped),
+/// and the sequencer's checkpoint reaches n.
+fn check_log(ctx: &Ctx, mut indexes: Vec<u64>, problems: &mut Vec<String>) -> Result<(), Failed> {
+    indexes.sort_unstable();
+    let n = indexes.len() as u64;
+    if let Some(i) = indexes.iter().enumerate().find(|(pos, i)| **i != *pos as u64) {
+        problems.push(format!("log indexes are not 0..{n}: index {} at position {}", i.1, i.0));
+    }
+    let started = Instant::now();
+    loop {
+        let r = ctx.get("/log/checkpoint")?;
+        let size: Option<u64> = r.body.lines().nth(1).and_then(|l| l.parse().ok());
+        match size {
+            Some(size) if size == n => return Ok(()),
+            Some(size) if size > n => {
+                problems.push(format!("the checkpoint covers {size} entries, only {n} attestations are stored"));
+                return Ok(());
+            }
+            _ if started.elapsed() > Duration::from_secs(30) => {
+                problems.push(format!("30 s after the load the checkpoint is {:?}, not of size {n}", r.body));
+                return Ok(());
+            }
+            _ => thread::sleep(Duration::from_millis(100)),
+        }
+    }
 }

@@ -29,8 +29,10 @@ pub fn submitted_attestations_are_returned(ctx: &Ctx) -> TestResult {
         "references": refs,
         "signature": b.key().sign(&out.fingerprint()).to_string(),
         "submitted_at": a["submitted_at"],
+        "log_index": a["log_index"],
     });
     ensure_eq!(a, &expected, "attestation");
+    ensure!(a["log_index"].is_u64(), "log_index is the attestation's index in the log: {a}");
     let at = a["submitted_at"].as_str().ok_or("no submitted_at")?;
     ensure!(at.ends_with('Z') && at.len() >= 20, "submitted_at not RFC 3339 UTC: {at}");
     Ok(())
