@@ -19,6 +19,17 @@
 #     collections.other = { url = "https://other.example.org"; builder = "hydra"; };
 #   };
 #
+# Rebuilding, every night, what a jobset's latest evaluation has too few builders
+# for, as the server suggests it for this builder (`nhc rebuild`; the builds go
+# through nix-daemon, whose post-build-hook attests them, so the hook must be
+# enabled):
+#
+#   services.hash-collection.rebuild = {
+#     enable = true;
+#     jobset = "nixos-unstable";
+#     max = 20;
+#   };
+#
 # A substituter that lets Nix download only what independent builders
 # reproduced (`nhc proxy`; no token or key needed): it replaces the default
 # substituters and trusted keys with itself and the builders' keys.
@@ -157,6 +168,26 @@ let
       exit "$status"
     ''
   );
+
+  rcfg = cfg.rebuild;
+  rebuildTokenFile = if rcfg.tokenFile != null then rcfg.tokenFile else cfg.tokenFile;
+  # Jobset names and revs are letters, digits, '.', '_' and '-' (see the
+  # assertions): nothing in this command line needs quoting or escaping.
+  rebuildArgs =
+    [
+      nhcBin
+      "rebuild"
+      rcfg.jobset
+    ]
+    ++ lib.optional (rcfg.rev != null) rcfg.rev
+    ++ [
+      "--max"
+      (toString rcfg.max)
+      "--jobs"
+      (toString rcfg.jobs)
+      "--state"
+      "/var/lib/hash-collection-rebuild/rebuild-${rcfg.jobset}.failed"
+    ];
 
   # The sandbox of the oneshot services: root (the spool and the state are
   # root's), but without capabilities and with a read-only view of the system.
@@ -417,6 +448,80 @@ in
           Where the collection imports keep their state files. Owned by root,
           mode `0700`. An absolute path without whitespace, quotes or
           backslashes.
+        '';
+      };
+    };
+
+    rebuild = {
+      enable = lib.mkEnableOption ''
+        a systemd timer that runs `nhc rebuild` on a schedule: it asks
+        {option}`services.hash-collection.collection-url` which paths of
+        {option}`jobset`'s evaluation this builder has not attested, most useful
+        first, and realises up to {option}`max` of their derivations through
+        nix-daemon (`nix-store --realise`, `--check` when the output is present).
+        The post-build-hook attests what is built, so it needs
+        {option}`services.hash-collection.enable`'';
+
+      jobset = lib.mkOption {
+        type = lib.types.str;
+        example = "nixos-unstable";
+        description = "The jobset of the collection server whose suggestions are rebuilt.";
+      };
+
+      rev = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        example = "2a3f5c1";
+        description = ''
+          The evaluation to rebuild from; `null` (the default): the jobset's
+          latest evaluation at each run.
+        '';
+      };
+
+      max = lib.mkOption {
+        type = lib.types.ints.positive;
+        default = 20;
+        description = "Paths to rebuild per run at most, 1–1000 (`nhc rebuild --max`).";
+      };
+
+      jobs = lib.mkOption {
+        type = lib.types.ints.positive;
+        default = 1;
+        description = ''
+          Derivations realised at once, 1–64 (`nhc rebuild --jobs`); nix-daemon's
+          own `max-jobs` and `cores` still apply to each.
+        '';
+      };
+
+      onCalendar = lib.mkOption {
+        type = lib.types.str;
+        default = "daily";
+        example = "*-*-* 02:00:00";
+        description = ''
+          When to run (systemd calendar event, `OnCalendar=`). A run missed
+          while the machine was off runs at the next boot (`Persistent=`).
+        '';
+      };
+
+      randomizedDelaySec = lib.mkOption {
+        type = lib.types.str;
+        default = "1h";
+        example = "0";
+        description = "A random delay up to this long before each run (systemd time span, `RandomizedDelaySec=`).";
+      };
+
+      tokenFile = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        example = "/run/keys/hash-collection-rebuild-token";
+        description = ''
+          Absolute path of the token `nhc rebuild` asks the server with (it
+          learns the builder from it, `GET /v1/me`); defaults to
+          {option}`services.hash-collection.tokenFile`. It must be a token of
+          the builder the post-build-hook attests as (another token of the same
+          builder, e.g. from `nhc-server token new`), or the suggestions never
+          shrink. Loaded as a systemd credential; handled like
+          {option}`services.hash-collection.tokenFile`.
         '';
       };
     };
@@ -720,6 +825,87 @@ in
           OnUnitInactiveSec = icfg.interval;
           RandomizedDelaySec = "5min";
           Unit = "hash-collection-import.service";
+        };
+      };
+    })
+    (lib.mkIf rcfg.enable {
+      assertions = [
+        {
+          assertion = cfg.enable;
+          message = "services.hash-collection.rebuild needs services.hash-collection.enable: the post-build-hook attests what is rebuilt.";
+        }
+        {
+          assertion = isAbsolute rebuildTokenFile && !inStore rebuildTokenFile;
+          message = "services.hash-collection.rebuild.tokenFile (or services.hash-collection.tokenFile) must be an absolute path outside the Nix store (a string, not a Nix path literal).";
+        }
+        {
+          assertion = builtins.match "[A-Za-z0-9][A-Za-z0-9._-]{0,63}" rcfg.jobset != null;
+          message = "services.hash-collection.rebuild.jobset must be a jobset name: letters, digits, '.', '_' and '-'.";
+        }
+        {
+          assertion = rcfg.rev == null || builtins.match "[A-Za-z0-9._-]{1,128}" rcfg.rev != null;
+          message = "services.hash-collection.rebuild.rev must be null or 1 to 128 letters, digits, '.', '_' and '-'.";
+        }
+        {
+          assertion = rcfg.max <= 1000 && rcfg.jobs <= 64;
+          message = "services.hash-collection.rebuild: max is at most 1000, jobs at most 64.";
+        }
+      ];
+
+      # `nhc rebuild` is a client of nix-daemon: it asks the daemon to realise
+      # (substitute or build) each derivation; the daemon builds in its own
+      # sandbox as its build users and runs the post-build-hook (as root, with
+      # the key), which attests. So this unit needs no build rights of its own
+      # beyond a connection to the daemon, which every user in
+      # nix.settings.allowed-users has, and root always. It runs as root, like
+      # the flush and the import (its state is root's), sandboxed by
+      # `hardening`, which leaves the daemon's socket reachable (AF_UNIX;
+      # connect() works on a read-only file system). NIX_REMOTE=daemon makes
+      # root use the daemon instead of opening the store itself (read-only
+      # here). Nice= and IOSchedulingClass= apply to the client only: builds
+      # run at nix-daemon's priority (nix.daemonCPUSchedPolicy).
+      systemd.services.hash-collection-rebuild = {
+        description = "Rebuild what a nix-hash-collection jobset has too few builders for";
+        documentation = [ "https://github.com/nix-community/nix-hash-collection" ];
+        wants = [
+          "network-online.target"
+          "nix-daemon.socket"
+        ];
+        after = [
+          "network-online.target"
+          "nix-daemon.socket"
+        ];
+        path = [ config.nix.package ];
+        environment = {
+          HASH_COLLECTION_SERVER = escapeSpecifiers cfg.collection-url;
+          # %d is the service's credentials directory.
+          HASH_COLLECTION_TOKEN_FILE = "%d/token";
+          # Only the environment: the hook's key and spool do not apply here.
+          HASH_COLLECTION_CONFIG = "/dev/null";
+          NIX_REMOTE = "daemon";
+        };
+        serviceConfig = hardening // {
+          Type = "oneshot";
+          ExecStart = lib.escapeShellArgs rebuildArgs;
+          # Builds take long; a hung one must not stop the timer for good
+          # (stopping the unit makes nix-daemon cancel its builds).
+          TimeoutStartSec = "20h";
+          LoadCredential = [ "token:${escapeSpecifiers rebuildTokenFile}" ];
+          # The failures file (`--state`): paths that failed are skipped by
+          # later runs.
+          StateDirectory = "hash-collection-rebuild";
+          StateDirectoryMode = "0700";
+        };
+      };
+
+      systemd.timers.hash-collection-rebuild = {
+        description = "Rebuild nix-hash-collection suggestions on a schedule";
+        wantedBy = [ "timers.target" ];
+        timerConfig = {
+          OnCalendar = rcfg.onCalendar;
+          RandomizedDelaySec = rcfg.randomizedDelaySec;
+          Persistent = true;
+          Unit = "hash-collection-rebuild.service";
         };
       };
     })

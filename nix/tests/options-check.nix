@@ -403,6 +403,14 @@ let
     "proxy.quorum"
     "proxy.trustedKeys"
     "proxy.upstream"
+    "rebuild.enable"
+    "rebuild.jobs"
+    "rebuild.jobset"
+    "rebuild.max"
+    "rebuild.onCalendar"
+    "rebuild.randomizedDelaySec"
+    "rebuild.rev"
+    "rebuild.tokenFile"
     "secretKeyFile"
     "spoolDir"
     "tokenFile"
@@ -582,6 +590,47 @@ let
     { c = fails (client { import = { enable = true; concurrency = 0; }; }).cfg; m = "concurrency is positive"; }
   ];
 
+  # ---- client: the rebuild timer ------------------------------------------------
+  # Next to the hook (which attests what is rebuilt), with the defaults.
+  rebuildSeed = client (seed.cfg // { rebuild = { enable = true; jobset = "nixos-unstable"; }; });
+  rebuildSvc = rebuildSeed.config.systemd.services.hash-collection-rebuild;
+  rebuildTimer = rebuildSeed.config.systemd.timers.hash-collection-rebuild;
+  # Every option set; a token of its own with a "%".
+  rebuildAll = client (seed.cfg // {
+    rebuild = {
+      enable = true;
+      jobset = "js.1_x-y";
+      rev = "r2";
+      max = 5;
+      jobs = 2;
+      onCalendar = "*-*-* 02:00:00";
+      randomizedDelaySec = "0";
+      tokenFile = "/run/keys/rebuild%token";
+    };
+  });
+  rebuildAllSvc = rebuildAll.config.systemd.services.hash-collection-rebuild;
+  rebuildFails = r: (client (seed.cfg // { rebuild = { enable = true; jobset = "j"; } // r; })).failedAssertions;
+  rebuildChecks = checkAll [
+    { c = rebuildSeed.failedAssertions == [ ]; m = "rebuild config fails assertions: ${toString rebuildSeed.failedAssertions}"; }
+    { c = rebuildSvc.serviceConfig.ExecStart == "${pkgs.nix-hash-collection}/bin/nhc rebuild nixos-unstable --max 20 --jobs 1 --state /var/lib/hash-collection-rebuild/rebuild-nixos-unstable.failed"; m = "rebuild command line, latest evaluation: ${rebuildSvc.serviceConfig.ExecStart}"; }
+    { c = rebuildAllSvc.serviceConfig.ExecStart == "${pkgs.nix-hash-collection}/bin/nhc rebuild js.1_x-y r2 --max 5 --jobs 2 --state /var/lib/hash-collection-rebuild/rebuild-js.1_x-y.failed"; m = "rebuild command line with rev, max and jobs: ${rebuildAllSvc.serviceConfig.ExecStart}"; }
+    { c = rebuildSvc.serviceConfig.LoadCredential == [ "token:/run/keys/hash-collection-token" ] && rebuildSvc.environment.HASH_COLLECTION_TOKEN_FILE == "%d/token"; m = "the hook's token by default, as a credential"; }
+    { c = rebuildAllSvc.serviceConfig.LoadCredential == [ "token:/run/keys/rebuild%%token" ]; m = "its own token, % escaped in LoadCredential="; }
+    { c = rebuildSvc.environment.NIX_REMOTE == "daemon" && rebuildSvc.path == [ seed.config.nix.package or baseConfig.nix.package ] && elem "nix-daemon.socket" rebuildSvc.after; m = "builds through nix-daemon, with nix-store on PATH"; }
+    { c = rebuildSvc.environment.HASH_COLLECTION_SERVER == "https://hash-collection.example.org" && rebuildSvc.environment.HASH_COLLECTION_CONFIG == "/dev/null"; m = "server from collection-url, no config file"; }
+    { c = !(rebuildSvc.serviceConfig ? User) && !(rebuildSvc.serviceConfig ? DynamicUser) && rebuildSvc.serviceConfig.Type == "oneshot" && rebuildSvc.serviceConfig.StateDirectory == "hash-collection-rebuild" && rebuildSvc.serviceConfig.StateDirectoryMode == "0700"; m = "root, oneshot, a private state directory for the failures file"; }
+    { c = builtins.all (k: rebuildSvc.serviceConfig.${k} == importSvc.serviceConfig.${k}) (attrNames (import ../hardening.nix) ++ [ "UMask" "Nice" "IOSchedulingClass" "CapabilityBoundingSet" "AmbientCapabilities" ]); m = "same sandbox as the import"; }
+    { c = rebuildTimer.wantedBy == [ "timers.target" ] && rebuildTimer.timerConfig == { OnCalendar = "daily"; RandomizedDelaySec = "1h"; Persistent = true; Unit = "hash-collection-rebuild.service"; }; m = "nightly timer by default"; }
+    { c = rebuildAll.config.systemd.timers.hash-collection-rebuild.timerConfig.OnCalendar == "*-*-* 02:00:00" && rebuildAll.config.systemd.timers.hash-collection-rebuild.timerConfig.RandomizedDelaySec == "0"; m = "onCalendar, randomizedDelaySec"; }
+    { c = !(seed.config.systemd.services ? hash-collection-rebuild) && !(seed.config.systemd ? timers && seed.config.systemd.timers ? hash-collection-rebuild); m = "no rebuild unless enabled"; }
+    { c = (client { collection-url = "https://h.example.org"; tokenFile = "/run/keys/t"; rebuild = { enable = true; jobset = "j"; }; }).failedAssertions != [ ]; m = "rebuild without the hook is refused"; }
+    { c = rebuildFails { } == [ ] && rebuildFails { jobset = "../x"; } != [ ] && rebuildFails { rev = "a b"; } != [ ] && rebuildFails { rev = "abc"; } == [ ]; m = "jobset and rev checked"; }
+    { c = rebuildFails { max = 1001; } != [ ] && rebuildFails { jobs = 65; } != [ ] && rebuildFails { max = 1000; jobs = 64; } == [ ]; m = "max and jobs bounded as nhc rebuild takes them"; }
+    { c = rebuildFails { tokenFile = "/nix/store/00000000000000000000000000000000-token"; } != [ ]; m = "a token in the store is refused"; }
+    { c = fails (client (seed.cfg // { rebuild = { enable = true; max = 0; jobset = "j"; }; })).cfg; m = "max 0 is a type error"; }
+    { c = fails (client (seed.cfg // { rebuild.enable = true; })).config.systemd.services.hash-collection-rebuild.serviceConfig.ExecStart; m = "jobset has no default"; }
+  ];
+
   # ---- client: the proxy substituter ---------------------------------------------
   proxyOnly = client {
     proxy = {
@@ -751,7 +800,7 @@ let
     { c = all (n: (node n).imports == [ ../module.nix ]) [ "builder1" "builder2" ]; m = "builders import the client module"; }
   ];
 in
-assert clientChecks && importChecks && proxyChecks && serverChecks && packageChecks && flakeChecks && testChecks;
+assert clientChecks && importChecks && rebuildChecks && proxyChecks && serverChecks && packageChecks && flakeChecks && testChecks;
 {
   options = {
     client = seed.options;

@@ -146,6 +146,9 @@ struct JobsetDialect {
     insert_edges: &'static str,
     /// See `evaluation_items!`.
     evaluation_items: &'static str,
+    /// `$1` evaluation id, `$2..$3` the positions the edges leave from, `$4`: `[ord, ..]`.
+    /// Columns: to_ord, the edges leading to it.
+    evaluation_dependents: &'static str,
     /// `$1`: `[path, ..]`. One row when some of these paths is in an evaluation.
     any_path_listed: &'static str,
     /// `$1`: `[path, ..]`: invalidates the summaries of the evaluations holding them.
@@ -164,6 +167,9 @@ const SQLITE_JOBSETS: JobsetDialect = JobsetDialect {
     insert_edges: "INSERT INTO evaluation_edges (evaluation_id, from_ord, to_ord) \
         SELECT $1, value ->> 0, value ->> 1 FROM json_each($2)",
     evaluation_items: evaluation_items!("instr(p.path, $5) > 0"),
+    evaluation_dependents: "SELECT e.to_ord AS ord, count(*) AS n FROM evaluation_edges e \
+        WHERE e.evaluation_id = $1 AND e.from_ord >= $2 AND e.from_ord < $3 \
+        AND e.to_ord IN (SELECT value FROM json_each($4)) GROUP BY e.to_ord",
     any_path_listed: "SELECT 1 AS listed FROM json_each($1) AS j JOIN store_paths p ON p.path = j.value LIMIT 1",
     invalidate_paths: invalidate!(
         "WHERE id IN (SELECT i.evaluation_id FROM json_each($1) AS j \
@@ -183,6 +189,9 @@ const POSTGRES_JOBSETS: JobsetDialect = JobsetDialect {
     insert_edges: "INSERT INTO evaluation_edges (evaluation_id, from_ord, to_ord) \
         SELECT $1, (v ->> 0)::bigint, (v ->> 1)::bigint FROM json_array_elements($2::json) AS v",
     evaluation_items: evaluation_items!("strpos(p.path, $5) > 0"),
+    evaluation_dependents: "SELECT e.to_ord AS ord, count(*) AS n FROM evaluation_edges e \
+        WHERE e.evaluation_id = $1 AND e.from_ord >= $2 AND e.from_ord < $3 \
+        AND e.to_ord IN (SELECT j.v::bigint FROM json_array_elements_text($4::json) AS j (v)) GROUP BY e.to_ord",
     any_path_listed: "SELECT 1 AS listed FROM json_array_elements_text($1::json) AS j (path) \
         JOIN store_paths p ON p.path = j.path LIMIT 1",
     invalidate_paths: invalidate!(
@@ -449,6 +458,26 @@ impl<E: Executor> SqlStorage<E> {
     pub(crate) async fn evaluation_stale(&self, limit: u32) -> StoreResult<Vec<EvaluationRecord>> {
         let params = [Param::Int(i64::from(limit))];
         self.executor().query(STALE_EVALUATIONS, &params).await?.into_iter().map(evaluation).collect()
+    }
+
+    pub(crate) async fn evaluation_dependents_in(
+        &self,
+        id: i64,
+        ords: &[u64],
+        from: u64,
+        to: u64,
+    ) -> StoreResult<Vec<(u64, u64)>> {
+        let exec = self.executor();
+        let d = jobset_dialect(exec.dialect());
+        let mut out = Vec::new();
+        // The list in pieces under the parameter limit; a position is in one piece only.
+        for list in json_arrays(ords, exec.max_param_bytes())? {
+            let params = [Param::Int(id), Param::Int(int(from)?), Param::Int(int(to)?), Param::Text(&list)];
+            for mut r in exec.query(d.evaluation_dependents, &params).await? {
+                out.push((count(r.int(0)?)?, count(r.int(1)?)?));
+            }
+        }
+        Ok(out)
     }
 
     /// Invalidates the cached summaries of the evaluations holding any of these

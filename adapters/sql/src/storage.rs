@@ -399,6 +399,16 @@ impl<E: Executor> Storage for SqlStorage<E> {
         self.evaluation_stale(limit).await
     }
 
+    async fn evaluation_dependents(
+        &self,
+        evaluation_id: i64,
+        ords: &[u64],
+        from: u64,
+        to: u64,
+    ) -> StoreResult<Vec<(u64, u64)>> {
+        self.evaluation_dependents_in(evaluation_id, ords, from, to).await
+    }
+
     // Diff reports: in `crate::diffs`.
 
     async fn diff_usage(&self, builder: &BuilderName, path: &StorePath) -> StoreResult<DiffUsage> {

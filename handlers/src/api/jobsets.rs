@@ -381,8 +381,11 @@ struct SuggestParams {
            ("builder" = BuilderName, Query, description = "The builder to suggest paths to build to."),
            ("limit" = Option<u32>, Query, description = "Paths to suggest, 1–1000 (default 100).")),
     responses(
-        (status = 200, description = "Paths of the evaluation worth that builder's building: first those one \
-                                      other builder built (`one_builder`), then those none built (`no_builds`).", body = SuggestResponse),
+        (status = 200, description = "Paths of the evaluation that builder has not attested, most useful first: \
+                                      by status (`not_reproduced`, `partially_reproduced`, `one_builder`, \
+                                      `no_builds`; never `reproduced`), then fewest builders, then most dependents \
+                                      (paths of the upload that depend on it), then upload order; ranked among at \
+                                      most the first 5,000 paths of each status.", body = SuggestResponse),
         (status = 400, description = "`invalid_request`: not a jobset name or not a revision, no or a bad builder \
                                       name, or a bad limit.", body = ErrorBody),
         (status = 404, description = "`not_found`: no such jobset, evaluation or builder.", body = ErrorBody),

@@ -2,7 +2,7 @@
 //! routes and `nhc-server jobset ...` both do. Statuses are computed here from the
 //! attestations with [`StatusSummary::from_votes`], the rule of `/v1/status`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use nhc_core::api::TokenResponse;
 use nhc_core::jobset::{
@@ -534,10 +534,133 @@ pub async fn badge(state: &AppState, name: &JobsetName) -> Result<String, ApiErr
     Ok(nhc_jobset::badge_svg(summary.as_ref()))
 }
 
+/// The statuses `suggest` offers, most useful first: builders disagree (more builds
+/// tell which output is the usual one), then some of them agree, then one builder
+/// built it (a second build decides it), then nobody did (two builds are needed).
+/// `reproduced` paths are never offered: another build decides nothing.
+pub const SUGGEST_STATUSES: [ReproStatus; 4] =
+    [ReproStatus::NotReproduced, ReproStatus::PartiallyReproduced, ReproStatus::OneBuilder, ReproStatus::NoBuilds];
+/// Paths of one status that `suggest` ranks at most: the first ones in upload order
+/// the builder has not attested. So one request holds at most four times this many
+/// rows, whatever the evaluation's size.
+pub const SUGGEST_CANDIDATES: usize = 5_000;
+
+/// A suggestion candidate's place in [`SUGGEST_STATUSES`].
+fn suggest_rank(s: ReproStatus) -> Option<usize> {
+    SUGGEST_STATUSES.iter().position(|x| *x == s)
+}
+
+/// The statuses whose candidates are still worth reading: not full yet, and not
+/// behind statuses that fill `limit` already (those come first whatever follows).
+fn suggest_mask(buckets: &[Vec<EvaluationItemRow>; 4], limit: usize) -> (u8, usize) {
+    let (mut mask, mut room, mut before) = (0u8, 0usize, 0usize);
+    for (status, bucket) in SUGGEST_STATUSES.iter().zip(buckets) {
+        if before >= limit {
+            break;
+        }
+        if bucket.len() < SUGGEST_CANDIDATES {
+            mask |= status_bit(*status);
+            room += SUGGEST_CANDIDATES - bucket.len();
+        }
+        before += bucket.len();
+    }
+    (mask, room)
+}
+
+/// The candidates of `suggest`: per status of [`SUGGEST_STATUSES`], the first
+/// [`SUGGEST_CANDIDATES`] paths `builder` has not attested, for the statuses that can
+/// be among the first `limit`. One pass over the evaluation in windows (growing to
+/// [`CHUNK`] positions a statement) that ends early once those statuses are full; a
+/// statement returns at most the room left, and one that returns that many fills a
+/// status, so there are at most four more statements than windows.
+async fn suggest_candidates(
+    state: &AppState,
+    e: &EvaluationRecord,
+    builder: &BuilderName,
+    limit: usize,
+) -> Result<Vec<EvaluationItemRow>, ApiError> {
+    let mut buckets: [Vec<EvaluationItemRow>; 4] = Default::default();
+    let (mut from, mut window) = (0u64, 2_000u64);
+    while from < e.paths {
+        let (mask, room) = suggest_mask(&buckets, limit);
+        if mask == 0 {
+            break;
+        }
+        let to = from.saturating_add(window).min(e.paths);
+        let room = u32::try_from(room).unwrap_or(u32::MAX);
+        let query =
+            ItemQuery { evaluation_id: e.id, from, to, statuses: mask, text: None, not_by: Some(builder), limit: room };
+        let rows = state.store.evaluation_items(&query).await?;
+        // The limit was reached before `to`: go on after the last row returned.
+        let next = match rows.last() {
+            Some(last) if rows.len() as u64 >= u64::from(room) => last.ord.saturating_add(1),
+            _ => to,
+        };
+        for row in rows {
+            if let Some(i) = suggest_rank(status_of(row.counts).status) {
+                if buckets[i].len() < SUGGEST_CANDIDATES {
+                    buckets[i].push(row);
+                }
+            }
+        }
+        from = next;
+        window = window.saturating_mul(4).min(CHUNK);
+    }
+    // Only the statuses that can be among the first `limit`.
+    let mut out = Vec::new();
+    for bucket in buckets {
+        if out.len() >= limit {
+            break;
+        }
+        out.extend(bucket);
+    }
+    Ok(out)
+}
+
+/// How many paths of the upload depend directly on each of `ords` (its dependency
+/// edges), reading the edges in ranges of [`CHUNK`] positions.
+async fn dependents(state: &AppState, e: &EvaluationRecord, ords: &[u64]) -> Result<HashMap<u64, u64>, ApiError> {
+    let mut counts = HashMap::new();
+    if ords.is_empty() {
+        return Ok(counts);
+    }
+    let mut from = 0;
+    while from < e.paths {
+        let to = (from + CHUNK).min(e.paths);
+        for (ord, n) in state.store.evaluation_dependents(e.id, ords, from, to).await? {
+            *counts.entry(ord).or_insert(0u64) += n;
+        }
+        from = to;
+    }
+    Ok(counts)
+}
+
+/// The order of `suggest`: by status ([`SUGGEST_STATUSES`]), then fewest builders,
+/// then most dependents (paths of the upload that depend on it), then upload order;
+/// the first `limit`.
+fn rank_suggestions(
+    candidates: Vec<EvaluationItemRow>,
+    dependents: &HashMap<u64, u64>,
+    limit: usize,
+) -> Vec<EvaluationPathStatus> {
+    let mut ranked: Vec<(usize, u64, std::cmp::Reverse<u64>, u64, EvaluationItemRow)> = candidates
+        .into_iter()
+        .filter_map(|row| {
+            let status = status_of(row.counts);
+            let rank = suggest_rank(status.status)?;
+            let deps = dependents.get(&row.ord).copied().unwrap_or(0);
+            Some((rank, status.builders as u64, std::cmp::Reverse(deps), row.ord, row))
+        })
+        .collect();
+    ranked.sort_unstable_by_key(|(rank, builders, deps, ord, _)| (*rank, *builders, *deps, *ord));
+    ranked.into_iter().take(limit).map(|(.., row)| path_status(row)).collect()
+}
+
 /// `GET .../evaluations/{rev}/suggest?builder=&limit=`: what `builder` could build to
-/// help most, in the evaluation's order: paths only one other builder built (a second
-/// build decides them), then paths nobody built; never one it attested already.
-/// Selected in the database: at most two passes over the evaluation.
+/// help most, never a path it attested already nor a reproduced one. Ordered by
+/// [`rank_suggestions`] over at most [`SUGGEST_CANDIDATES`] paths per status (the
+/// first in upload order): one pass over the evaluation, then one over its edges,
+/// each in bounded statements.
 pub async fn suggest(
     state: &AppState,
     name: &JobsetName,
@@ -549,27 +672,14 @@ pub async fn suggest(
         return Err(ApiError::NotFound(format!("no builder named {builder}")));
     }
     let (_, e) = find_evaluation(state, name, rev).await?;
-    let mut items = Vec::new();
-    for status in [ReproStatus::OneBuilder, ReproStatus::NoBuilds] {
-        let mask = status_mask(&[status]);
-        let mut after = None;
-        while (items.len() as u32) < limit {
-            let want = limit - items.len() as u32;
-            let (rows, next) =
-                select_items(state, &e, after, mask, None, Some(builder), want, PAGE_SCAN_BUDGET).await?;
-            items.extend(rows.into_iter().map(path_status).map(|p| SuggestItem {
-                path: p.path,
-                drv_path: p.drv_path,
-                output_name: p.output_name,
-                status: p.status,
-            }));
-            match next {
-                Some(n) => after = Some(n),
-                None => break,
-            }
-        }
-    }
-    items.truncate(limit as usize);
+    let limit = limit as usize;
+    let candidates = suggest_candidates(state, &e, builder, limit).await?;
+    let ords: Vec<u64> = candidates.iter().map(|r| r.ord).collect();
+    let dependents = dependents(state, &e, &ords).await?;
+    let items = rank_suggestions(candidates, &dependents, limit)
+        .into_iter()
+        .map(|p| SuggestItem { path: p.path, drv_path: p.drv_path, output_name: p.output_name, status: p.status })
+        .collect();
     Ok(SuggestResponse { items })
 }
 
@@ -587,5 +697,61 @@ mod tests {
             assert!((0..1 << 53).contains(&id), "{id}");
         }
         assert_ne!(random_id().unwrap(), random_id().unwrap());
+    }
+
+    fn row(ord: u64, attestations: usize, builders: usize, distinct_hashes: usize) -> EvaluationItemRow {
+        EvaluationItemRow {
+            ord,
+            path: StorePath::parse(&format!("/nix/store/{}-p{ord}", "a".repeat(32))).unwrap(),
+            drv_path: None,
+            output_name: None,
+            voted_drv_path: None,
+            voted_output_name: None,
+            counts: VoteCounts { attestations, builders, distinct_hashes },
+        }
+    }
+
+    fn order(candidates: Vec<EvaluationItemRow>, deps: &[(u64, u64)], limit: usize) -> Vec<String> {
+        let deps: HashMap<u64, u64> = deps.iter().copied().collect();
+        rank_suggestions(candidates, &deps, limit).into_iter().map(|p| p.path.name().to_owned()).collect()
+    }
+
+    /// Status first, then fewest builders, then most dependents, then upload order;
+    /// reproduced paths never.
+    #[test]
+    fn suggestions_are_ranked_most_useful_first() {
+        let candidates = vec![
+            row(0, 0, 0, 0), // no builds
+            row(1, 1, 1, 1), // one builder
+            row(2, 3, 3, 2), // partially reproduced, 3 builders
+            row(3, 2, 2, 2), // not reproduced, 2 builders
+            row(4, 3, 3, 3), // not reproduced, 3 builders
+            row(5, 2, 2, 1), // reproduced
+            row(6, 1, 1, 1), // one builder, many dependents
+            row(7, 0, 0, 0), // no builds, one dependent
+            row(8, 2, 2, 2), // not reproduced, 2 builders, a dependent
+        ];
+        let deps = [(6, 5), (7, 1), (8, 1), (4, 9)];
+        assert_eq!(order(candidates.clone(), &deps, 100), ["p8", "p3", "p4", "p2", "p6", "p1", "p7", "p0"]);
+        assert_eq!(order(candidates.clone(), &deps, 3), ["p8", "p3", "p4"]);
+        // Without edges: upload order within equal statuses and builders.
+        assert_eq!(order(candidates, &[], 100), ["p3", "p8", "p4", "p2", "p1", "p6", "p0", "p7"]);
+    }
+
+    /// Reading stops for statuses behind ones that fill the limit, and for full ones.
+    #[test]
+    fn candidates_are_read_only_for_statuses_that_can_be_suggested() {
+        let mut buckets: [Vec<EvaluationItemRow>; 4] = Default::default();
+        let all = status_mask(&SUGGEST_STATUSES);
+        assert_eq!(suggest_mask(&buckets, 10), (all, 4 * SUGGEST_CANDIDATES));
+        buckets[0] = (0..10).map(|i| row(i, 2, 2, 2)).collect();
+        // Ten not reproduced paths fill a limit of 10: only more of them may matter.
+        assert_eq!(suggest_mask(&buckets, 10), (status_bit(ReproStatus::NotReproduced), SUGGEST_CANDIDATES - 10));
+        assert_eq!(suggest_mask(&buckets, 11).0, all);
+        buckets[1] = (10..15).map(|i| row(i, 3, 3, 2)).collect();
+        let first_two = status_mask(&[ReproStatus::NotReproduced, ReproStatus::PartiallyReproduced]);
+        assert_eq!(suggest_mask(&buckets, 15).0, first_two);
+        buckets[0] = (0..SUGGEST_CANDIDATES as u64).map(|i| row(i, 2, 2, 2)).collect();
+        assert_eq!(suggest_mask(&buckets, 1000), (0, 0));
     }
 }

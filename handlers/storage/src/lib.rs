@@ -318,6 +318,18 @@ pub trait Storage: Send + Sync + 'static {
     /// Evaluations whose cached summary is invalid (`summary_at <= 0`), at most `limit`.
     async fn stale_evaluations(&self, limit: u32) -> StoreResult<Vec<EvaluationRecord>>;
 
+    /// For the positions `ords` of an evaluation, how many of the upload's dependency
+    /// edges lead to each (how many of its paths depend on it directly), counting the
+    /// edges from positions `from..to` only (callers go over the evaluation in
+    /// bounded ranges): `(ord, count)`, positions without such an edge left out.
+    async fn evaluation_dependents(
+        &self,
+        evaluation_id: i64,
+        ords: &[u64],
+        from: u64,
+        to: u64,
+    ) -> StoreResult<Vec<(u64, u64)>>;
+
     // Diff reports (docs/api.md, "Diff reports").
 
     /// A builder's stored bytes of reports, and its number of reports on `path`.

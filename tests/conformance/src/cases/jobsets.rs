@@ -480,23 +480,38 @@ pub fn an_evaluation_of_250000_paths_is_stored_whole(ctx: &Ctx) -> TestResult {
     Ok(())
 }
 
+/// Most useful first: by status, then (among paths nobody built) the one another
+/// path of the SBOM depends on; never what the builder attested, nor reproduced paths.
 pub fn suggest_lists_what_a_builder_could_build(ctx: &Ctx) -> TestResult {
-    let (a, b) = (builder(ctx, 1)?, builder(ctx, 1)?);
+    let (a, b, c) = (builder(ctx, 1)?, builder(ctx, 1)?, builder(ctx, 1)?);
     let name = jobset(ctx)?;
-    let p: Vec<_> = (0..4).map(|i| store_path(&format!("sg{i}"))).collect();
-    let h = nar_hash();
-    // p0 only a; p1 only b; p2 nobody; p3 a = b.
+    let p: Vec<_> = (0..7).map(|i| store_path(&format!("sg{i}"))).collect();
+    let (h, h2) = (nar_hash(), nar_hash());
+    // p0 only a; p1 only b; p2, p5, p6 nobody (p5 depends on p6); p3 a = b; p4 b ≠ c.
     attest(ctx, &a, None, &[&Out::new(&p[0], h), &Out::new(&p[3], h)])?;
-    attest(ctx, &b, None, &[&Out::new(&p[1], h), &Out::new(&p[3], h)])?;
-    upload(ctx, &name, "r1", &p.iter().collect::<Vec<_>>(), 201)?;
+    attest(ctx, &b, None, &[&Out::new(&p[1], h), &Out::new(&p[3], h), &Out::new(&p[4], h)])?;
+    attest(ctx, &c, None, &[&Out::new(&p[4], h2)])?;
+    let sbom = json!({
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.5",
+        "components": p.iter().map(|x| json!({"type": "library", "bom-ref": x.as_str(), "name": x.name()})).collect::<Vec<_>>(),
+        "dependencies": [{"ref": p[5].as_str(), "dependsOn": [p[6].as_str()]}],
+    });
+    put_admin(ctx, &name, "r1", "application/json", &sbom.to_string())?.expect(201)?;
     let url = format!("{}/suggest", eval_url(&name, "r1"));
     let r = ctx.get(&format!("{url}?builder={}", a.name))?;
     r.expect(200)?;
     let items = r.json()?["items"].clone();
+    let item = |i: usize, status: &str| json!({"path": p[i].as_str(), "drv_path": null, "output_name": null, "status": status});
     ensure_eq!(
         items,
-        json!([{"path": p[1].as_str(), "drv_path": null, "output_name": null, "status": "one_builder"},
-               {"path": p[2].as_str(), "drv_path": null, "output_name": null, "status": "no_builds"}]),
+        json!([
+            item(4, "not_reproduced"),
+            item(1, "one_builder"),
+            item(6, "no_builds"),
+            item(2, "no_builds"),
+            item(5, "no_builds")
+        ]),
         "suggestions for a"
     );
     let one = ctx.get(&format!("{url}?builder={}&limit=1", a.name))?.json()?;
