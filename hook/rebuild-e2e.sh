@@ -123,6 +123,17 @@ for p in "${outs[@]}"; do
 done
 ok "plan: $(tr '\n' ';' <"$T/dry.out" | cut -c1-150)…"
 
+step "nhc rebuild --status filters the suggestions; a status that is never suggested is a usage error"
+as_b "$bin/nhc" rebuild e2e --dry-run --status no_builds,not_reproduced >"$T/dry2.out" 2>"$T/dry2.log" ||
+  { cat "$T/dry2.log" >&2; fail "rebuild --status"; }
+[ ! -s "$T/dry2.out" ] || { cat "$T/dry2.out" >&2; fail "--status no_builds,not_reproduced listed one_builder paths"; }
+as_b "$bin/nhc" rebuild e2e --dry-run --status one_builder >"$T/dry3.out" 2>"$T/dry3.log" ||
+  { cat "$T/dry3.log" >&2; fail "rebuild --status one_builder"; }
+[ "$(grep -c ' one_builder build /nix/store/' "$T/dry3.out")" = 3 ] || { cat "$T/dry3.out" >&2; fail "--status one_builder plan"; }
+rc=0; as_b "$bin/nhc" rebuild e2e --dry-run --status reproduced >/dev/null 2>"$T/dry4.log" || rc=$?
+[ "$rc" = 2 ] && grep -q 'never suggested' "$T/dry4.log" || { cat "$T/dry4.log" >&2; fail "--status reproduced: exit $rc"; }
+ok "--status one_builder lists the three, --status no_builds,not_reproduced none, --status reproduced is refused (exit 2)"
+
 step "builder B: nhc rebuild --max 1 builds one path, the next run resumes with the other two"
 as_b "$bin/nhc" rebuild e2e rev1 --max 1 >"$T/r1.out" 2>"$T/r1.log" || { cat "$T/r1.log" >&2; fail "rebuild --max 1"; }
 [ "$(grep -c '^built ' "$T/r1.out")" = 1 ] || { cat "$T/r1.out" "$T/r1.log" >&2; fail "--max 1 did not build exactly one"; }

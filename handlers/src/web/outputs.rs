@@ -17,6 +17,8 @@ use crate::state::AppState;
 
 /// Attestations shown per page of an output.
 pub(crate) const OUTPUT_PAGE: u32 = 50;
+/// Diff reports listed on an output's page, newest first (all of them: `/v1/outputs/{b}/diffs`).
+pub(crate) const DIFFS_SHOWN: u32 = 20;
 
 #[derive(Deserialize, Default)]
 pub(crate) struct CursorQuery {
@@ -99,6 +101,7 @@ pub(crate) async fn output(
         page::cut(&mut rows, OUTPUT_PAGE, |r| page::encode_cursor(r.submitted_at, r.builder.as_str(), &r.nar_hash));
     let keys: HashMap<BuilderName, Vec<PublicKey>> =
         state.store.list_builders().await?.into_iter().map(|b| (b.name, b.public_keys)).collect();
+    let diffs = state.store.diffs_of_path(&path, DIFFS_SHOWN).await?;
     let now = state.now();
     let drv = rows.iter().find_map(|r| r.drv_path.clone());
     let first_of = |h: &NarHash| rows.iter().find(|r| &r.nar_hash == h);
@@ -139,6 +142,30 @@ pub(crate) async fn output(
                 }
             }
         }
+        @if !diffs.is_empty() {
+            h2 { "Diff reports" }
+            p.hint { "How rebuilds differed, as the builders who rebuilt it reported it (signed by them; gzip text)." }
+            div.scroll { table {
+                thead { tr { th scope="col" { "Builder" } th scope="col" { "From" } th scope="col" { "To" }
+                             th scope="col" { "Kind" } th scope="col" { "Size" } th scope="col" { "Reported" } th scope="col" { "Report" } } }
+                tbody {
+                    @for d in &diffs {
+                        tr {
+                            td { (builder_link(&d.builder)) }
+                            td { code.hash { (d.nar_hash_a.to_sri()) } }
+                            td { code.hash { (d.nar_hash_b.to_sri()) } }
+                            td { (d.format.as_str()) }
+                            td.num { (bytes(d.size)) }
+                            td { (time(d.created_at, now)) }
+                            td { a href={ "/v1/outputs/" (path.basename()) "/diffs/" (d.id) } { "download" } }
+                        }
+                    }
+                }
+            } }
+            @if diffs.len() as u32 >= DIFFS_SHOWN {
+                p.hint { "The newest " (DIFFS_SHOWN) " are shown; " a href={ "/v1/outputs/" (path.basename()) "/diffs" } { "all of them" } "." }
+            }
+        }
         h2 { "Check it yourself" }
         p.hint { "The builders' own signatures, checked by Nix against their public keys (no need to trust this server):" }
         pre.cmd { code {
@@ -165,7 +192,7 @@ fn attestation_table(rows: &[AttestationRecord], now: i64) -> Markup {
     html! {
         div.scroll { table {
             thead { tr { th scope="col" { "Builder" } th scope="col" { "NAR hash" } th scope="col" { "Size" }
-                         th scope="col" { "Submitted" } th scope="col" { "Signature" } } }
+                         th scope="col" { "Submitted" } th scope="col" { "Log" } th scope="col" { "Signature" } } }
             tbody {
                 @for r in rows {
                     tr {
@@ -173,6 +200,9 @@ fn attestation_table(rows: &[AttestationRecord], now: i64) -> Markup {
                         td { code.hash { (r.nar_hash.to_sri()) } }
                         td.num { (thousands(r.nar_size)) }
                         td { (time(r.submitted_at, now)) }
+                        td.num title="Index in the transparency log (/log/)" {
+                            @if let Some(i) = r.log_index { (i) } @else { "–" }
+                        }
                         td { code.sig { (r.signature.to_string()) } }
                     }
                 }

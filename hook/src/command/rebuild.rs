@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use nhc_core::jobset::SuggestItem;
-use nhc_core::{DrvPath, JobsetName, Rev, StorePath};
+use nhc_core::{DrvPath, JobsetName, ReproStatus, Rev, StorePath};
 use nhc_nix::Store;
 
 use super::{CommandError, Exit};
@@ -47,9 +47,24 @@ pub struct Args {
     /// Also retry the paths that failed in earlier runs.
     #[arg(long)]
     retry_failed: bool,
+    /// Only paths of these statuses (comma-separated, or repeated): not_reproduced,
+    /// partially_reproduced, one_builder, no_builds. Default: all of them.
+    #[arg(long, value_name = "STATUS", value_delimiter = ',', value_parser = suggestable_status)]
+    status: Vec<ReproStatus>,
     /// The state file (default: `$XDG_STATE_HOME/hash-collection/rebuild-JOBSET.failed`).
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
+}
+
+/// A status the server suggests paths of (it never suggests `reproduced` ones).
+fn suggestable_status(s: &str) -> Result<ReproStatus, String> {
+    match ReproStatus::parse(s) {
+        Ok(ReproStatus::Reproduced) => Err("reproduced paths are never suggested: another build decides nothing".into()),
+        Ok(st) => Ok(st),
+        Err(_) => Err(format!(
+            "{s:?} is not a status; one of not_reproduced, partially_reproduced, one_builder, no_builds"
+        )),
+    }
 }
 
 /// What to do with one suggestion.
@@ -82,8 +97,9 @@ pub fn run(cfg: &Config, args: Args) -> Exit {
     };
     let state = args.state.clone().unwrap_or_else(|| default_state(&args.jobset));
     let failed_before = if args.retry_failed { BTreeSet::new() } else { read_state(&state) };
-    // Ask for more than --max: earlier failures are skipped.
-    let ask = (args.max as usize + failed_before.len()).min(1000) as u32;
+    // Ask for more than --max: earlier failures are skipped, and with --status the
+    // other statuses (the server's order puts each status's paths together).
+    let ask = if args.status.is_empty() { (args.max as usize + failed_before.len()).min(1000) as u32 } else { 1000 };
     let items = client
         .suggest(&args.jobset, &rev, &builder, ask)?
         .ok_or_else(|| CommandError::Usage(format!("no evaluation {rev} of jobset {}", args.jobset)))?
@@ -92,6 +108,9 @@ pub fn run(cfg: &Config, args: Args) -> Exit {
     let mut todo: Vec<(SuggestItem, Plan)> = Vec::new();
     let mut skipped = 0;
     for item in items {
+        if !args.status.is_empty() && !args.status.contains(&item.status) {
+            continue;
+        }
         if failed_before.contains(item.path.as_str()) {
             skipped += 1;
             continue;

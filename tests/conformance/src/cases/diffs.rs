@@ -10,7 +10,7 @@ use nhc_core::{NarHash, SecretKey, StorePath};
 use serde_json::{json, Value};
 
 use crate::client::{Ctx, Resp};
-use crate::fixtures::{builder, nar_hash, random, store_path, TestBuilder};
+use crate::fixtures::{attest, builder, nar_hash, random, store_path, Out, TestBuilder};
 use crate::{ensure, ensure_eq, TestResult};
 
 fn gzip(data: &[u8]) -> Vec<u8> {
@@ -89,6 +89,11 @@ pub fn an_uploaded_report_is_listed_and_downloaded(ctx: &Ctx) -> TestResult {
     ctx.get(&format!("/v1/outputs/{}/diffs/12345", path.basename()))?.expect_error(404, "not_found")?;
     ctx.get(&format!("/v1/outputs/{}/diffs/x1", path.basename()))?.expect_error(400, "invalid_request")?;
     ctx.get("/v1/outputs/not-a-basename/diffs")?.expect_error(400, "invalid_request")?;
+    // The output's web page (there once somebody attested the path) links the report.
+    attest(ctx, &b, None, &[&Out::new(&path, report.a)])?;
+    let page = ctx.get(&format!("/outputs/{}", path.basename()))?;
+    page.expect(200)?;
+    ensure!(page.body.contains(&format!("href=\"{url}\"")), "the output page links the report {url}");
     Ok(())
 }
 
