@@ -623,7 +623,7 @@ mod tests {
         ]);
         let c = Client::new(&format!("{base}/"), Duration::from_secs(1), Duration::from_secs(2));
         let t = token();
-        assert!(matches!(c.submit(&t, ONE), Outcome::Delivered(SubmitResponse { stored: 1, duplicates: 0 })));
+        assert!(matches!(c.submit(&t, ONE), Outcome::Delivered(SubmitResponse { stored: 1, duplicates: 0, .. })));
         match c.submit(&t, ONE) {
             Outcome::Rejected(Rejection { status: 400, error: Some(e), .. }) => assert_eq!(e.error, "bad_signature"),
             o => panic!("{o:?}"),
@@ -638,7 +638,7 @@ mod tests {
         assert!(matches!(c.submit(&t, ONE), Outcome::Retry(e @ ApiError::Status { status: 503, .. })
             if e.is_server_error() && !e.is_misconfiguration()));
         assert!(matches!(c.submit(&t, ONE), Outcome::Rejected(Rejection { status: 403, error: None, .. })));
-        assert!(matches!(c.submit(&t, TWO), Outcome::Delivered(SubmitResponse { stored: 1, duplicates: 1 })));
+        assert!(matches!(c.submit(&t, TWO), Outcome::Delivered(SubmitResponse { stored: 1, duplicates: 1, .. })));
         let seen = h.join().unwrap();
         assert!(seen[0].starts_with("POST /v1/attestations HTTP/1.1\r\n"), "{}", seen[0]);
         assert!(seen[0].to_ascii_lowercase().contains("authorization: bearer tok\r\n"));

@@ -289,7 +289,8 @@ async fn serve(database: &str, args: ServeArgs) -> Result<(), String> {
         ),
         (None, None) => None,
     };
-    let log_key = log_key.filter(|k| !k.trim().is_empty()).map(|k| nhc_handlers::service::log::parse_key(&k)).transpose()?;
+    let log_key =
+        log_key.filter(|k| !k.trim().is_empty()).map(|k| nhc_handlers::service::log::parse_key(&k)).transpose()?;
     let store = open(database, &opts).await?;
     let mut state = AppState::new(store.clone(), system_clock(), admin_token.as_deref())
         .with_max_hashes_per_path(args.limits.max_hashes_per_path)

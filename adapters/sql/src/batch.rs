@@ -159,7 +159,11 @@ impl InsertBatch {
 
     /// Each submission's counts and log positions, given the keys the insert
     /// returned (the new ones) and the log index each of them got.
-    pub fn counts(self, inserted: &HashSet<AttestationKey>, indexes: &HashMap<AttestationKey, u64>) -> Vec<InsertCounts> {
+    pub fn counts(
+        self,
+        inserted: &HashSet<AttestationKey>,
+        indexes: &HashMap<AttestationKey, u64>,
+    ) -> Vec<InsertCounts> {
         let InsertBatch { sent, leaf_hashes, .. } = self;
         sent.into_iter()
             .map(|mine| {

@@ -32,7 +32,8 @@ impl<E: Executor> SqlStorage<E> {
 
     pub(crate) async fn entries(&self, from: u64, to: u64) -> StoreResult<Vec<(u64, String)>> {
         let to = to.min(from.saturating_add(MAX_LOG_READ as u64));
-        let rows = self.executor().query(sql::LOG_ENTRIES, &[Param::Int(to_i64(from)?), Param::Int(to_i64(to)?)]).await?;
+        let rows =
+            self.executor().query(sql::LOG_ENTRIES, &[Param::Int(to_i64(from)?), Param::Int(to_i64(to)?)]).await?;
         let mut out = Vec::with_capacity(rows.len());
         for mut r in rows {
             let idx = u64::try_from(r.int(0)?).map_err(|e| StoreError::Internal(e.to_string()))?;

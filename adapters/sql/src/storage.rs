@@ -8,8 +8,9 @@ use nhc_core::jobset::{JobsetName, Rev, Summary};
 use nhc_core::{BuilderName, DrvPath, StorePath};
 use nhc_storage::{
     AttestationRecord, BuilderRecord, Cursor, DerivationOutputVote, DiffRecord, DiffUsage, EvaluationItemRow,
-    EvaluationRecord, InsertCounts, ItemQuery, LogAppend, LogCheckpoint, JobsetRecord, JobsetTokenRecord, NewBuilder, NewDiff, NewEvaluation,
-    NewToken, PathCursor, PutOutcome, Storage, StoreError, StoreResult, Submission, TokenRecord, Vote, VoteCounts,
+    EvaluationRecord, InsertCounts, ItemQuery, JobsetRecord, JobsetTokenRecord, LogAppend, LogCheckpoint, NewBuilder,
+    NewDiff, NewEvaluation, NewToken, PathCursor, PutOutcome, Storage, StoreError, StoreResult, Submission,
+    TokenRecord, Vote, VoteCounts,
 };
 
 use crate::batch::{json_array_chunks, json_arrays, AttestationKey, InsertBatch};
@@ -82,7 +83,8 @@ pub async fn insert_submissions<E: Executor + ?Sized>(
 ) -> StoreResult<Vec<InsertCounts>> {
     let batch = InsertBatch::new(submissions, exec.max_param_bytes())?;
     let dialect = exec.dialect();
-    let mut statements = Vec::with_capacity(1 + batch.attestations.len() + batch.derivations.len() + 2 * batch.leaves.len());
+    let mut statements =
+        Vec::with_capacity(1 + batch.attestations.len() + batch.derivations.len() + 2 * batch.leaves.len());
     if let Some(lock) = dialect.lock_log {
         statements.push(Statement::new(lock, vec![]));
     }

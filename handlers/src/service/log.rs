@@ -49,9 +49,7 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 }
 
 fn no_log() -> ApiError {
-    ApiError::NotFound(
-        "this deployment keeps no transparency log (its log key, NHC_LOG_KEY, is not set)".to_owned(),
-    )
+    ApiError::NotFound("this deployment keeps no transparency log (its log key, NHC_LOG_KEY, is not set)".to_owned())
 }
 
 /// One sequencing step: the entries after the latest checkpoint (at most
@@ -68,7 +66,11 @@ pub async fn step(state: &AppState, signer: &LogSigner) -> Result<Step, ApiError
     // take the contiguous prefix only, and say so.
     let contiguous = entries.iter().enumerate().take_while(|(i, (idx, _))| *idx == old + *i as u64).count();
     if contiguous < entries.len() {
-        tracing::error!(after = old, "transparency log: entry {} is missing; sequencing stops before it", old + contiguous as u64);
+        tracing::error!(
+            after = old,
+            "transparency log: entry {} is missing; sequencing stops before it",
+            old + contiguous as u64
+        );
     }
     if contiguous == 0 && latest.is_some() {
         return Ok(Step { size: old, added: 0 });
@@ -163,9 +165,7 @@ pub async fn read(state: &AppState, path: &str) -> Result<LogObject, ApiError> {
         LogRequest::Tile(tile) => {
             let size = state.store.log_latest_checkpoint().await?.map_or(0, |c| c.size);
             if !tile.exists_in(size) {
-                return Err(ApiError::NotFound(format!(
-                    "{path} is past the log's latest checkpoint (size {size})"
-                )));
+                return Err(ApiError::NotFound(format!("{path} is past the log's latest checkpoint (size {size})")));
             }
             if let Some(range) = tile.entry_range() {
                 let entries = state.store.log_entries(range.start, range.end).await?;
@@ -174,7 +174,8 @@ pub async fn read(state: &AppState, path: &str) -> Result<LogObject, ApiError> {
                 }
                 nhc_tlog::encode_bundle(entries.iter().map(|(_, leaf)| leaf.as_bytes())).map_err(internal)?
             } else {
-                let indexes = tile.stored_hash_indexes().ok_or_else(|| ApiError::NotFound(format!("{path}: no such tile")))?;
+                let indexes =
+                    tile.stored_hash_indexes().ok_or_else(|| ApiError::NotFound(format!("{path}: no such tile")))?;
                 let found = state.store.log_hashes(&indexes).await?;
                 let mut by_index: std::collections::HashMap<u64, [u8; 32]> = found.into_iter().collect();
                 let mut body = Vec::with_capacity(indexes.len() * 32);

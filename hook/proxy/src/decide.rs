@@ -273,6 +273,7 @@ mod tests {
             references: refs(),
             signature: sig,
             submitted_at: "2026-11-30T00:00:00Z".into(),
+            log_index: None,
         }
     }
 

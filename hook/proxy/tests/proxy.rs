@@ -43,6 +43,7 @@ fn att(p: &StorePath, builder: &str, k: &SecretKey, hash: &str) -> Attestation {
         references: refs.clone(),
         signature: k.sign(&fingerprint(p, &h, 120, &refs)),
         submitted_at: "2026-11-30T00:00:00Z".into(),
+        log_index: None,
     }
 }
 

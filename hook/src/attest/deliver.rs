@@ -284,7 +284,7 @@ pub(crate) mod tests {
                 d => panic!("{d:?}"),
             }
         }
-        assert!(matches!(deliver(&cfg, &body, false), Delivery::Sent(SubmitResponse { stored: 1, duplicates: 0 })));
+        assert!(matches!(deliver(&cfg, &body, false), Delivery::Sent(SubmitResponse { stored: 1, duplicates: 0, .. })));
         assert_eq!(Spool::open(dir.path()).unwrap().items().unwrap().len(), 2);
         h.join().unwrap();
     }

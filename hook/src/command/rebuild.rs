@@ -59,11 +59,13 @@ pub struct Args {
 /// A status the server suggests paths of (it never suggests `reproduced` ones).
 fn suggestable_status(s: &str) -> Result<ReproStatus, String> {
     match ReproStatus::parse(s) {
-        Ok(ReproStatus::Reproduced) => Err("reproduced paths are never suggested: another build decides nothing".into()),
+        Ok(ReproStatus::Reproduced) => {
+            Err("reproduced paths are never suggested: another build decides nothing".into())
+        }
         Ok(st) => Ok(st),
-        Err(_) => Err(format!(
-            "{s:?} is not a status; one of not_reproduced, partially_reproduced, one_builder, no_builds"
-        )),
+        Err(_) => {
+            Err(format!("{s:?} is not a status; one of not_reproduced, partially_reproduced, one_builder, no_builds"))
+        }
     }
 }
 

@@ -160,7 +160,9 @@ pub fn counts(r: &Resp) -> Result<Value, Failed> {
     }
     let mut indexes: Vec<u64> = Vec::new();
     for e in log {
-        let hex_ok = e["leaf_hash"].as_str().is_some_and(|h| h.len() == 64 && h.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')));
+        let hex_ok = e["leaf_hash"]
+            .as_str()
+            .is_some_and(|h| h.len() == 64 && h.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')));
         match (e["index"].as_u64(), hex_ok, e["output_path"].is_string(), e["nar_hash"].is_string()) {
             (Some(i), true, true, true) => indexes.push(i),
             _ => return Err(format!("a malformed log receipt {e}").into()),

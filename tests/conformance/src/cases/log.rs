@@ -95,11 +95,8 @@ fn verify_checkpoint(key: &str, note: &str) -> Result<Checkpoint, String> {
     let origin = lines.next().unwrap_or_default().to_owned();
     ensure_key(origin == name, "the origin line is the key's name")?;
     let size = lines.next().and_then(|l| l.parse().ok()).ok_or("no size line")?;
-    let root: Hash = lines
-        .next()
-        .and_then(|l| B64.decode(l).ok())
-        .and_then(|r| r.try_into().ok())
-        .ok_or("no root hash line")?;
+    let root: Hash =
+        lines.next().and_then(|l| B64.decode(l).ok()).and_then(|r| r.try_into().ok()).ok_or("no root hash line")?;
     Ok(Checkpoint { origin, size, root })
 }
 
@@ -196,8 +193,11 @@ pub fn receipts_entries_tiles_and_checkpoint_agree(ctx: &Ctx) -> TestResult {
         let out = ctx.get(&format!("/v1/outputs/{basename}"))?.json()?;
         ensure_eq!(out["attestations"][0]["log_index"].as_u64(), Some(i as u64), "log_index of {path}");
     }
-    ensure!(String::from_utf8_lossy(&entries[log[0]["index"].as_u64().unwrap_or(0) as usize])
-        .contains(&format!("\nreferences {}\n", dep.basename())), "the first entry lists its reference");
+    ensure!(
+        String::from_utf8_lossy(&entries[log[0]["index"].as_u64().unwrap_or(0) as usize])
+            .contains(&format!("\nreferences {}\n", dep.basename())),
+        "the first entry lists its reference"
+    );
     // The level-0 hash tile of the first receipt holds the entries' leaf hashes.
     let i = log[0]["index"].as_u64().ok_or("no index")?;
     let n = i / 256;

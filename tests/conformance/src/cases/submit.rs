@@ -1,7 +1,9 @@
 use serde_json::json;
 
 use crate::client::Ctx;
-use crate::fixtures::{assert_unattested, attest, builder, counts, drv_path, nar_hash, store_path, submission, submit, Out};
+use crate::fixtures::{
+    assert_unattested, attest, builder, counts, drv_path, nar_hash, store_path, submission, submit, Out,
+};
 use crate::{ensure, ensure_eq, TestResult};
 
 pub fn submitted_attestations_are_returned(ctx: &Ctx) -> TestResult {
