@@ -267,30 +267,28 @@ async fn builder_command(state: &AppState, cmd: BuilderCommand) -> Result<(), St
     Ok(())
 }
 
+/// A secret given as a value or as a file to read (systemd credentials, secrets managers).
+fn secret(value: &Option<String>, file: &Option<PathBuf>, what: &str) -> Result<Option<String>, String> {
+    match (value, file) {
+        (Some(v), _) => Ok(Some(v.clone())),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map(Some)
+            .map_err(|e| format!("cannot read the {what} file {}: {e}", path.display())),
+        (None, None) => Ok(None),
+    }
+}
+
 async fn serve(database: &str, args: ServeArgs) -> Result<(), String> {
-    let admin_token = match (&args.admin_token, &args.admin_token_file) {
-        (Some(t), _) => Some(t.clone()),
-        (None, Some(path)) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read the admin token file {}: {e}", path.display()))?,
-        ),
-        (None, None) => None,
-    };
+    let admin_token = secret(&args.admin_token, &args.admin_token_file, "admin token")?;
     let opts = StoreOptions {
         max_connections: args.db_connections.max(1),
         sqlite_full_sync: args.sqlite_sync == "full",
         ..StoreOptions::default()
     };
-    let log_key = match (&args.log_key, &args.log_key_file) {
-        (Some(k), _) => Some(k.clone()),
-        (None, Some(path)) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read the log key file {}: {e}", path.display()))?,
-        ),
-        (None, None) => None,
-    };
-    let log_key =
-        log_key.filter(|k| !k.trim().is_empty()).map(|k| nhc_handlers::service::log::parse_key(&k)).transpose()?;
+    let log_key = secret(&args.log_key, &args.log_key_file, "log key")?
+        .filter(|k| !k.trim().is_empty())
+        .map(|k| nhc_handlers::service::log::parse_key(&k))
+        .transpose()?;
     let store = open(database, &opts).await?;
     let mut state = AppState::new(store.clone(), system_clock(), admin_token.as_deref())
         .with_max_hashes_per_path(args.limits.max_hashes_per_path)
