@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use nhc_core::api::{DerivationReport, ErrorBody, OutputReport, StatusRequest, StatusResponse, SubmitResponse};
+use nhc_core::api::{DerivationReport, ErrorBody, OutputReport, StatusRequest, StatusResponse, SubmitCounts};
 use nhc_core::jobset::{EvaluationDiff, EvaluationPage, JobsetDetail, PutEvaluationResponse};
 use nhc_core::{DrvPath, JobsetName, ReproStatus, Rev, StorePath};
 use serde::de::DeserializeOwned;
@@ -146,7 +146,7 @@ impl fmt::Display for Rejection {
 #[derive(Debug)]
 pub enum Outcome {
     /// 2xx with nhc-server's answer, counting every output sent: stored (or duplicates).
-    Delivered(SubmitResponse),
+    Delivered(SubmitCounts),
     /// Network trouble, 5xx, a 4xx that says nothing about the item (401 bad token,
     /// 404 wrong URL, 408, 429), a redirect, or a 2xx that is not nhc-server's answer:
     /// keep it, send it later.
@@ -313,7 +313,9 @@ impl Client {
             // Only nhc-server's answer, accounting for every output sent, means the
             // item is stored: a proxy or captive portal may answer 200 to anything.
             let sent = outputs_in(body);
-            let answer = text.as_deref().ok().and_then(|t| serde_json::from_str::<SubmitResponse>(t).ok());
+            // The counts decide; the log receipts are read apart (`record_log`), so that
+            // an unreadable `log` still counts as delivered.
+            let answer = text.as_deref().ok().and_then(|t| serde_json::from_str::<SubmitCounts>(t).ok());
             return match answer {
                 Some(r) if sent.is_some_and(|n| r.stored.checked_add(r.duplicates) == Some(n as u64)) => {
                     self.record_log(text.as_deref().unwrap_or(""));
@@ -623,7 +625,7 @@ mod tests {
         ]);
         let c = Client::new(&format!("{base}/"), Duration::from_secs(1), Duration::from_secs(2));
         let t = token();
-        assert!(matches!(c.submit(&t, ONE), Outcome::Delivered(SubmitResponse { stored: 1, duplicates: 0, .. })));
+        assert!(matches!(c.submit(&t, ONE), Outcome::Delivered(SubmitCounts { stored: 1, duplicates: 0 })));
         match c.submit(&t, ONE) {
             Outcome::Rejected(Rejection { status: 400, error: Some(e), .. }) => assert_eq!(e.error, "bad_signature"),
             o => panic!("{o:?}"),
@@ -638,7 +640,7 @@ mod tests {
         assert!(matches!(c.submit(&t, ONE), Outcome::Retry(e @ ApiError::Status { status: 503, .. })
             if e.is_server_error() && !e.is_misconfiguration()));
         assert!(matches!(c.submit(&t, ONE), Outcome::Rejected(Rejection { status: 403, error: None, .. })));
-        assert!(matches!(c.submit(&t, TWO), Outcome::Delivered(SubmitResponse { stored: 1, duplicates: 1, .. })));
+        assert!(matches!(c.submit(&t, TWO), Outcome::Delivered(SubmitCounts { stored: 1, duplicates: 1 })));
         let seen = h.join().unwrap();
         assert!(seen[0].starts_with("POST /v1/attestations HTTP/1.1\r\n"), "{}", seen[0]);
         assert!(seen[0].to_ascii_lowercase().contains("authorization: bearer tok\r\n"));

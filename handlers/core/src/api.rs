@@ -51,6 +51,15 @@ pub struct SubmitResponse {
     pub log: Vec<LogReceipt>,
 }
 
+/// The counts of a [`SubmitResponse`] alone: what a client reads to know that every
+/// output sent was accounted for, whatever the rest of the answer holds (an unreadable
+/// `log` must not make a stored submission look undelivered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct SubmitCounts {
+    pub stored: u64,
+    pub duplicates: u64,
+}
+
 /// Where the transparency log put one stored attestation: what a client records to
 /// audit the log later (`nhc audit`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

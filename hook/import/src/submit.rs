@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use nhc_core::api::{SubmitRequest, SubmitResponse, SubmittedOutput, MAX_BODY_BYTES};
+use nhc_core::api::{SubmitCounts, SubmitRequest, SubmittedOutput, MAX_BODY_BYTES};
 use nhc_core::DrvPath;
 use reqwest::Client;
 use tokio::sync::Semaphore;
@@ -124,7 +124,7 @@ async fn post(
     let status = res.status();
     let text = http::body_limited(res, 1 << 20).await.ok().flatten().unwrap_or_default();
     if status.is_success() {
-        if let Ok(r) = serde_json::from_slice::<SubmitResponse>(&text) {
+        if let Ok(r) = serde_json::from_slice::<SubmitCounts>(&text) {
             counters.imported.fetch_add(r.stored, Ordering::Relaxed);
             counters.duplicates.fetch_add(r.duplicates, Ordering::Relaxed);
             if let Some(f) = &on_answer.0 {

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use nhc_core::api::{SubmitRequest, SubmitResponse};
+use nhc_core::api::{SubmitCounts, SubmitRequest};
 use nhc_core::{DrvPath, SecretKey, StorePath};
 
 use super::{requests, Mismatch, OutputFacts};
@@ -50,7 +50,7 @@ impl fmt::Display for NotSent {
 /// What became of a request.
 #[derive(Debug)]
 pub enum Delivery {
-    Sent(SubmitResponse),
+    Sent(SubmitCounts),
     /// In the spool, for `nhc flush`.
     Spooled {
         path: PathBuf,
@@ -284,7 +284,7 @@ pub(crate) mod tests {
                 d => panic!("{d:?}"),
             }
         }
-        assert!(matches!(deliver(&cfg, &body, false), Delivery::Sent(SubmitResponse { stored: 1, duplicates: 0, .. })));
+        assert!(matches!(deliver(&cfg, &body, false), Delivery::Sent(SubmitCounts { stored: 1, duplicates: 0 })));
         assert_eq!(Spool::open(dir.path()).unwrap().items().unwrap().len(), 2);
         h.join().unwrap();
     }
