@@ -20,9 +20,6 @@ pub struct InsertBatch {
     pub attestations: Vec<String>,
     /// `$1` of `Dialect::insert_derivation_outputs`, one statement per chunk.
     pub derivations: Vec<String>,
-    /// `$1` of `Dialect::assign_log_indexes` and `Dialect::insert_log_entries`, one
-    /// pair of statements per chunk, in order.
-    pub leaves: Vec<String>,
     /// Per submission, per attestation: the key sent to the database, or `None`
     /// when an earlier one in the batch had the same key (a duplicate already).
     sent: Vec<Vec<Option<AttestationKey>>>,
@@ -83,14 +80,12 @@ impl InsertBatch {
     pub fn new(submissions: &[&Submission], max_param_bytes: usize) -> Result<Self, StoreError> {
         // Rows as tuples serialise straight to JSON arrays, without a
         // serde_json::Value (and its allocations) per field. The last column is the
-        // row's log marker: -(its position in the batch + 1), replaced by its log
-        // index in the same transaction (docs/api.md, "Transparency log").
+        // row's log entry (docs/api.md, "Transparency log"), which
+        // `Dialect::insert_log_entries` appends at the index the insert gave the row.
         type Row<'a> =
-            (&'a str, &'a str, String, &'a str, u64, String, String, Option<&'a str>, Option<&'a str>, i64, i64);
-        type LeafRow<'a> = (i64, &'a str, &'a str, &'a str, String, String);
+            (&'a str, &'a str, String, &'a str, u64, String, String, Option<&'a str>, Option<&'a str>, i64, String);
         let mut first_seen: HashSet<AttestationKey> = HashSet::new();
         let mut rows: Vec<Row> = Vec::new();
-        let mut leaves: Vec<LeafRow> = Vec::new();
         let mut leaf_hashes = HashMap::new();
         let mut derivations: Vec<(&str, &str, &str)> = Vec::new();
         let mut sent = Vec::with_capacity(submissions.len());
@@ -106,7 +101,6 @@ impl InsertBatch {
                     nar_hash: a.nar_hash.to_string(),
                 };
                 if first_seen.insert(key.clone()) {
-                    let marker = -(rows.len() as i64) - 1;
                     let leaf = Leaf::new(
                         s.builder.clone(),
                         a.output_path.clone(),
@@ -120,14 +114,6 @@ impl InsertBatch {
                     )
                     .text();
                     leaf_hashes.insert(key.clone(), nhc_tlog::leaf_hash(leaf.as_bytes()).0);
-                    leaves.push((
-                        marker,
-                        a.output_path.hash_part(),
-                        a.output_path.as_str(),
-                        s.builder.as_str(),
-                        key.nar_hash.clone(),
-                        leaf,
-                    ));
                     rows.push((
                         a.output_path.as_str(),
                         s.builder.as_str(),
@@ -139,7 +125,7 @@ impl InsertBatch {
                         a.drv_path.as_ref().map(|d| d.as_str()),
                         a.output_name.as_ref().map(|o| o.as_str()),
                         s.submitted_at,
-                        marker,
+                        leaf,
                     ));
                     mine.push(Some(key));
                 } else {
@@ -151,7 +137,6 @@ impl InsertBatch {
         Ok(InsertBatch {
             attestations: json_arrays(&rows, max_param_bytes)?,
             derivations: json_arrays(&derivations, max_param_bytes)?,
-            leaves: json_arrays(&leaves, max_param_bytes)?,
             sent,
             leaf_hashes,
         })

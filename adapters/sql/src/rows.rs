@@ -108,7 +108,7 @@ pub fn key(mut r: Row) -> StoreResult<AttestationKey> {
     Ok(AttestationKey { output_path: r.text(0)?, builder: r.text(1)?, nar_hash: r.text(2)? })
 }
 
-/// A row of `Dialect::assign_log_indexes`: the key and the log index it got.
+/// A row `Dialect::insert_attestations` returns: the key and the log index it got.
 pub fn log_index(mut r: Row) -> StoreResult<(AttestationKey, u64)> {
     let index = u64::try_from(r.int(3)?).map_err(corrupt)?;
     Ok((key(r)?, index))

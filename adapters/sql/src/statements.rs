@@ -129,9 +129,10 @@ pub struct Dialect {
     /// attestation. A path that is in the array twice is looked up twice.
     pub votes_of_paths: &'static str,
     /// `$1`: a JSON array of rows `[output_path, builder, nar_hash, hash_part, nar_size,
-    /// refs, signature, drv_path, output_name, submitted_at]`. Returns the keys inserted;
-    /// existing ones are duplicates and change nothing, and so are rows of a builder
-    /// deleted since its token was checked.
+    /// refs, signature, drv_path, output_name, submitted_at, log entry]`, without two
+    /// of one key. Returns the keys inserted with the log index each got (the next ones
+    /// of the log, in the array's order); existing ones are duplicates and change
+    /// nothing, and so are rows of a builder deleted since its token was checked.
     pub insert_attestations: &'static str,
     /// `$1`: a JSON array of `[drv_path, output_name, output_path]`.
     pub insert_derivation_outputs: &'static str,
@@ -144,14 +145,8 @@ pub struct Dialect {
     /// writers exist (PostgreSQL): one appender at a time keeps the indexes gapless.
     /// SQLite's `BEGIN IMMEDIATE` and D1's batches already serialise writers.
     pub lock_log: Option<&'static str>,
-    /// `$1`: a JSON array of `[marker, hash_part, output_path, builder, nar_hash, leaf]`,
-    /// `marker` the negative `log_index` the row was inserted with. Gives each row still
-    /// holding its marker (the ones this transaction inserted, not duplicates) the next
-    /// log index, in the order of the markers (-1 first). Returns output_path, builder,
-    /// nar_hash, log_index.
-    pub assign_log_indexes: &'static str,
-    /// The same `$1`: appends the leaf of each row the previous statement numbered
-    /// (an index past the log's end) to `log_entries`.
+    /// The `$1` of `insert_attestations` again: appends the entry (column 10) of each
+    /// row that statement inserted (an index past the log's end) to `log_entries`.
     pub insert_log_entries: &'static str,
     /// `$1`: a JSON array of `[index, hex hash]`; existing ones are kept.
     pub insert_log_hashes: &'static str,
@@ -172,14 +167,21 @@ pub const SQLITE: Dialect = Dialect {
     // Only for builders that still exist: a builder deleted or purged while its
     // submission waited for the writer gets nothing stored (the WHERE also lets
     // SQLite parse an upsert on INSERT ... SELECT).
+    // Rows already stored (duplicates) and rows of a builder deleted since its token was
+    // checked are left out by the WHERE, so the rows numbered are exactly the rows
+    // inserted: the log indexes stay gapless (the writer is alone: BEGIN IMMEDIATE).
     insert_attestations: "INSERT INTO attestations \
         (output_path, builder, nar_hash, hash_part, nar_size, refs, signature, drv_path, output_name, submitted_at, \
          log_index) \
         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
-               value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10 \
-        FROM json_each($1) WHERE EXISTS (SELECT 1 FROM builders b WHERE b.name = value ->> 1 AND b.deleted_at IS NULL) \
+               value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9, \
+               (SELECT COALESCE(MAX(idx), -1) + 1 FROM log_entries) + ROW_NUMBER() OVER (ORDER BY key) - 1 \
+        FROM json_each($1) \
+        WHERE EXISTS (SELECT 1 FROM builders b WHERE b.name = value ->> 1 AND b.deleted_at IS NULL) \
+          AND NOT EXISTS (SELECT 1 FROM attestations a WHERE a.hash_part = value ->> 3 \
+                          AND a.output_path = value ->> 0 AND a.builder = value ->> 1 AND a.nar_hash = value ->> 2) \
         ON CONFLICT (hash_part, output_path, builder, nar_hash) DO NOTHING \
-        RETURNING output_path, builder, nar_hash",
+        RETURNING output_path, builder, nar_hash, log_index",
     insert_derivation_outputs: "INSERT INTO derivation_outputs (drv_path, output_name, output_path) \
         SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each($1) WHERE true \
         ON CONFLICT (drv_path, output_name, output_path) DO NOTHING",
@@ -192,22 +194,10 @@ pub const SQLITE: Dialect = Dialect {
         CROSS JOIN attestations AS a \
         WHERE a.hash_part = substr(j.p, 12, 32) AND a.output_path = j.p AND a.builder = $2",
     lock_log: None,
-    // The next index is one past the largest entry (a primary-key lookup); the rows
-    // are found by primary key, so the work is linear in the list.
-    assign_log_indexes: "UPDATE attestations SET log_index = r.idx \
-        FROM (SELECT j.value ->> 1 AS hp, j.value ->> 2 AS op, j.value ->> 3 AS b, j.value ->> 4 AS nh, \
-                (SELECT COALESCE(MAX(idx), -1) + 1 FROM log_entries) \
-                  + ROW_NUMBER() OVER (ORDER BY j.value ->> 0 DESC) - 1 AS idx \
-              FROM json_each($1) AS j CROSS JOIN attestations AS a \
-              WHERE a.hash_part = j.value ->> 1 AND a.output_path = j.value ->> 2 \
-                AND a.builder = j.value ->> 3 AND a.nar_hash = j.value ->> 4 AND a.log_index = j.value ->> 0) AS r \
-        WHERE attestations.hash_part = r.hp AND attestations.output_path = r.op \
-          AND attestations.builder = r.b AND attestations.nar_hash = r.nh \
-        RETURNING output_path, builder, nar_hash, log_index",
     insert_log_entries: "INSERT INTO log_entries (idx, leaf) \
-        SELECT a.log_index, j.value ->> 5 FROM json_each($1) AS j CROSS JOIN attestations AS a \
-        WHERE a.hash_part = j.value ->> 1 AND a.output_path = j.value ->> 2 \
-          AND a.builder = j.value ->> 3 AND a.nar_hash = j.value ->> 4 \
+        SELECT a.log_index, j.value ->> 10 FROM json_each($1) AS j CROSS JOIN attestations AS a \
+        WHERE a.hash_part = j.value ->> 3 AND a.output_path = j.value ->> 0 \
+          AND a.builder = j.value ->> 1 AND a.nar_hash = j.value ->> 2 \
           AND a.log_index >= (SELECT COALESCE(MAX(idx), -1) + 1 FROM log_entries) \
         ORDER BY a.log_index",
     insert_log_hashes: "INSERT INTO log_hashes (idx, hash) SELECT value ->> 0, value ->> 1 FROM json_each($1) \
@@ -223,11 +213,14 @@ pub const POSTGRES: Dialect = Dialect {
         (output_path, builder, nar_hash, hash_part, nar_size, refs, signature, drv_path, output_name, submitted_at, \
          log_index) \
         SELECT v ->> 0, v ->> 1, v ->> 2, v ->> 3, (v ->> 4)::bigint, \
-               v ->> 5, v ->> 6, v ->> 7, v ->> 8, (v ->> 9)::bigint, (v ->> 10)::bigint \
-        FROM json_array_elements($1::json) AS v \
+               v ->> 5, v ->> 6, v ->> 7, v ->> 8, (v ->> 9)::bigint, \
+               (SELECT COALESCE(MAX(idx), -1) + 1 FROM log_entries) + ROW_NUMBER() OVER (ORDER BY n) - 1 \
+        FROM json_array_elements($1::json) WITH ORDINALITY AS j (v, n) \
         WHERE EXISTS (SELECT 1 FROM builders b WHERE b.name = v ->> 1 AND b.deleted_at IS NULL) \
+          AND NOT EXISTS (SELECT 1 FROM attestations a WHERE a.hash_part = v ->> 3 \
+                          AND a.output_path = v ->> 0 AND a.builder = v ->> 1 AND a.nar_hash = v ->> 2) \
         ON CONFLICT (hash_part, output_path, builder, nar_hash) DO NOTHING \
-        RETURNING output_path, builder, nar_hash",
+        RETURNING output_path, builder, nar_hash, log_index",
     insert_derivation_outputs: "INSERT INTO derivation_outputs (drv_path, output_name, output_path) \
         SELECT v ->> 0, v ->> 1, v ->> 2 FROM json_array_elements($1::json) AS v \
         ON CONFLICT (drv_path, output_name, output_path) DO NOTHING",
@@ -237,18 +230,9 @@ pub const POSTGRES: Dialect = Dialect {
         JOIN attestations AS a ON a.hash_part = substr(j.p, 12, 32) AND a.output_path = j.p AND a.builder = $2",
     // Conflicts with itself and with inserts, not with reads: appenders queue here.
     lock_log: Some("LOCK TABLE log_entries IN SHARE ROW EXCLUSIVE MODE"),
-    assign_log_indexes: "UPDATE attestations AS t SET log_index = r.idx \
-        FROM (SELECT v ->> 1 AS hp, v ->> 2 AS op, v ->> 3 AS b, v ->> 4 AS nh, \
-                (SELECT COALESCE(MAX(idx), -1) + 1 FROM log_entries) \
-                  + ROW_NUMBER() OVER (ORDER BY (v ->> 0)::bigint DESC) - 1 AS idx \
-              FROM json_array_elements($1::json) AS v JOIN attestations AS a \
-                ON a.hash_part = v ->> 1 AND a.output_path = v ->> 2 AND a.builder = v ->> 3 \
-                AND a.nar_hash = v ->> 4 AND a.log_index = (v ->> 0)::bigint) AS r \
-        WHERE t.hash_part = r.hp AND t.output_path = r.op AND t.builder = r.b AND t.nar_hash = r.nh \
-        RETURNING t.output_path, t.builder, t.nar_hash, t.log_index",
     insert_log_entries: "INSERT INTO log_entries (idx, leaf) \
-        SELECT a.log_index, v ->> 5 FROM json_array_elements($1::json) AS v JOIN attestations AS a \
-          ON a.hash_part = v ->> 1 AND a.output_path = v ->> 2 AND a.builder = v ->> 3 AND a.nar_hash = v ->> 4 \
+        SELECT a.log_index, v ->> 10 FROM json_array_elements($1::json) AS v JOIN attestations AS a \
+          ON a.hash_part = v ->> 3 AND a.output_path = v ->> 0 AND a.builder = v ->> 1 AND a.nar_hash = v ->> 2 \
         WHERE a.log_index >= (SELECT COALESCE(MAX(idx), -1) + 1 FROM log_entries) \
         ORDER BY a.log_index",
     insert_log_hashes: "INSERT INTO log_hashes (idx, hash) \

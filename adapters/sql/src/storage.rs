@@ -83,23 +83,18 @@ pub async fn insert_submissions<E: Executor + ?Sized>(
 ) -> StoreResult<Vec<InsertCounts>> {
     let batch = InsertBatch::new(submissions, exec.max_param_bytes())?;
     let dialect = exec.dialect();
-    let mut statements =
-        Vec::with_capacity(1 + batch.attestations.len() + batch.derivations.len() + 2 * batch.leaves.len());
+    let mut statements = Vec::with_capacity(1 + 2 * batch.attestations.len() + batch.derivations.len());
     if let Some(lock) = dialect.lock_log {
         statements.push(Statement::new(lock, vec![]));
     }
+    // Each chunk's rows, then their log entries: the next chunk numbers on from there.
     let first_insert = statements.len();
     for rows in &batch.attestations {
         statements.push(Statement::new(dialect.insert_attestations, vec![Param::Text(rows)]));
+        statements.push(Statement::new(dialect.insert_log_entries, vec![Param::Text(rows)]));
     }
     for rows in &batch.derivations {
         statements.push(Statement::new(dialect.insert_derivation_outputs, vec![Param::Text(rows)]));
-    }
-    // Numbered after every row is in, so the log order is the batch order.
-    let first_assign = statements.len();
-    for leaves in &batch.leaves {
-        statements.push(Statement::new(dialect.assign_log_indexes, vec![Param::Text(leaves)]));
-        statements.push(Statement::new(dialect.insert_log_entries, vec![Param::Text(leaves)]));
     }
     let results = exec.transaction(&statements).await?;
     if results.len() != statements.len() {
@@ -107,24 +102,12 @@ pub async fn insert_submissions<E: Executor + ?Sized>(
     }
     let mut inserted: HashSet<AttestationKey> = HashSet::new();
     let mut indexes: HashMap<AttestationKey, u64> = HashMap::new();
-    for (i, rows) in results.into_iter().enumerate() {
-        if (first_insert..first_insert + batch.attestations.len()).contains(&i) {
-            for row in rows {
-                inserted.insert(rows::key(row)?);
-            }
-        } else if i >= first_assign && (i - first_assign) % 2 == 0 {
-            for row in rows {
-                let (key, index) = rows::log_index(row)?;
-                indexes.insert(key, index);
-            }
+    for rows in results.into_iter().skip(first_insert).step_by(2).take(batch.attestations.len()) {
+        for row in rows {
+            let (key, index) = rows::log_index(row)?;
+            inserted.insert(key.clone());
+            indexes.insert(key, index);
         }
-    }
-    if indexes.len() != inserted.len() {
-        return Err(StoreError::Internal(format!(
-            "{} attestations stored but {} of them numbered in the log",
-            inserted.len(),
-            indexes.len()
-        )));
     }
     Ok(batch.counts(&inserted, &indexes))
 }
