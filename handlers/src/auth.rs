@@ -23,9 +23,9 @@ pub struct IssuedToken {
 pub fn issue() -> Result<IssuedToken, ApiError> {
     let mut bytes = [0u8; ID_BYTES + SECRET_BYTES];
     getrandom::fill(&mut bytes).map_err(|e| ApiError::Internal(format!("no randomness: {e}")))?;
-    let id = hex(&bytes[..ID_BYTES]);
+    let id = nhc_core::hex::encode(&bytes[..ID_BYTES]);
     let secret = URL_SAFE_NO_PAD.encode(&bytes[ID_BYTES..]);
-    let secret_hash = hex(&Sha256::digest(secret.as_bytes()));
+    let secret_hash = nhc_core::hex::encode(&Sha256::digest(secret.as_bytes()));
     Ok(IssuedToken { token: format!("{PREFIX}{id}_{secret}"), id, secret_hash })
 }
 
@@ -47,7 +47,7 @@ impl PresentedToken {
 
     /// Constant-time check against the stored hex hash.
     pub fn matches(&self, stored_hex: &str) -> bool {
-        let stored = match unhex32(stored_hex) {
+        let stored = match nhc_core::hex::decode_32(stored_hex) {
             Some(s) => s,
             None => return false,
         };
@@ -66,30 +66,6 @@ pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
     let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
-}
-
-fn unhex32(s: &str) -> Option<[u8; 32]> {
-    let s = s.as_bytes();
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, b) in out.iter_mut().enumerate() {
-        let hi = (s[2 * i] as char).to_digit(16)?;
-        let lo = (s[2 * i + 1] as char).to_digit(16)?;
-        *b = (hi * 16 + lo) as u8;
-    }
-    Some(out)
 }
 
 #[cfg(test)]

@@ -11,16 +11,6 @@ fn to_i64(n: u64) -> StoreResult<i64> {
     i64::try_from(n).map_err(|_| StoreError::Internal(format!("log index {n} past 2^63")))
 }
 
-fn hex(h: &[u8; 32]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(64);
-    for b in h {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    s
-}
-
 impl<E: Executor> SqlStorage<E> {
     pub(crate) async fn latest_checkpoint(&self) -> StoreResult<Option<LogCheckpoint>> {
         let Some(mut r) = self.executor().query(sql::LOG_LATEST_CHECKPOINT, &[]).await?.into_iter().next() else {
@@ -59,12 +49,13 @@ impl<E: Executor> SqlStorage<E> {
 
     pub(crate) async fn append(&self, a: &LogAppend) -> StoreResult<bool> {
         let first = to_i64(a.first_hash_index)?;
-        let rows: Vec<(i64, String)> = a.hashes.iter().enumerate().map(|(i, h)| (first + i as i64, hex(h))).collect();
+        let rows: Vec<(i64, String)> =
+            a.hashes.iter().enumerate().map(|(i, h)| (first + i as i64, nhc_core::hex::encode(h))).collect();
         let lists = json_arrays(&rows, self.executor().max_param_bytes())?;
         let dialect = self.executor().dialect();
         let mut statements: Vec<Statement> =
             lists.iter().map(|l| Statement::new(dialect.insert_log_hashes, vec![Param::Text(l)])).collect();
-        let root = hex(&a.checkpoint.root);
+        let root = nhc_core::hex::encode(&a.checkpoint.root);
         statements.push(Statement::new(
             sql::INSERT_LOG_CHECKPOINT,
             vec![

@@ -116,20 +116,7 @@ pub fn log_index(mut r: Row) -> StoreResult<(AttestationKey, u64)> {
 
 /// A hash stored as 64 lowercase hex digits.
 pub fn hash_hex(s: &str) -> StoreResult<[u8; 32]> {
-    let bytes = s.as_bytes();
-    if bytes.len() != 64 {
-        return Err(corrupt(format!("a hash of {} hex digits", bytes.len())));
-    }
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Ok(c - b'0'),
-        b'a'..=b'f' => Ok(c - b'a' + 10),
-        _ => Err(corrupt("a hash that is not lowercase hex")),
-    };
-    let mut out = [0u8; 32];
-    for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
-    }
-    Ok(out)
+    nhc_core::hex::decode_32(s).ok_or_else(|| corrupt(format!("a hash that is not 64 lowercase hex digits: {s:?}")))
 }
 
 /// A row of [`crate::statements::DERIVATION_VOTES`].

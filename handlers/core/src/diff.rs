@@ -58,17 +58,7 @@ crate::serde_via_str!(DiffFormat, "diffoscope-text or file-list");
 
 /// The SHA-256 of a report (its gzip bytes as uploaded), lower-case hex.
 pub fn report_sha256(gzip: &[u8]) -> String {
-    hex(&Sha256::digest(gzip))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[(b >> 4) as usize] as char);
-        out.push(DIGITS[(b & 15) as usize] as char);
-    }
-    out
+    crate::hex::encode(&Sha256::digest(gzip))
 }
 
 /// The message a builder signs for a report:

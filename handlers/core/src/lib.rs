@@ -7,6 +7,7 @@ pub mod api;
 pub mod diff;
 mod error;
 pub mod fingerprint;
+pub mod hex;
 pub mod jobset;
 pub mod keys;
 pub mod names;

@@ -132,7 +132,7 @@ impl Leaf {
             }
             LeafReferences::Digest(d) => {
                 s.push_str("\nreferences-sha256 ");
-                s.push_str(&hex(d));
+                s.push_str(&nhc_core::hex::encode(d));
             }
         }
         s.push_str("\nsignature ");
@@ -223,7 +223,7 @@ impl Leaf {
                 .map_err(|e| err(i, &e.to_string()))?;
             LeafReferences::Listed(References::new(paths).map_err(|p| err(i, &format!("{p} listed twice")))?)
         } else if let Some(h) = line.strip_prefix("references-sha256 ") {
-            LeafReferences::Digest(unhex32(h).ok_or_else(|| err(i, "bad references-sha256"))?)
+            LeafReferences::Digest(nhc_core::hex::decode_32(h).ok_or_else(|| err(i, "bad references-sha256"))?)
         } else {
             return Err(err(i, "expected references"));
         };
@@ -280,29 +280,4 @@ impl Leaf {
         }
         Ok(leaf)
     }
-}
-
-pub(crate) fn hex(b: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(b.len() * 2);
-    for x in b {
-        s.push(DIGITS[(x >> 4) as usize] as char);
-        s.push(DIGITS[(x & 15) as usize] as char);
-    }
-    s
-}
-
-fn unhex32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        let pair = s.get(2 * i..2 * i + 2)?;
-        if pair.bytes().any(|c| c.is_ascii_uppercase()) {
-            return None;
-        }
-        *o = u8::from_str_radix(pair, 16).ok()?;
-    }
-    Some(out)
 }

@@ -99,5 +99,5 @@ pub fn append_stored_hashes(
 
 /// Hex of a hash, for messages and JSON.
 pub fn hash_hex(h: &Hash) -> String {
-    leaf::hex(&h.0)
+    nhc_core::hex::encode(&h.0)
 }

@@ -61,14 +61,7 @@ impl Entry {
 
 /// 64 lowercase hex digits.
 pub fn parse_hash_hex(s: &str) -> Option<Hash> {
-    if s.len() != 64 || !s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(Hash(out))
+    nhc_core::hex::decode_32(s).map(Hash)
 }
 
 /// The record of one server.
