@@ -4,7 +4,6 @@
 use std::collections::{HashMap, HashSet};
 
 use nhc_storage::{InsertCounts, LogPosition, StoreError, Submission};
-use nhc_tlog::Leaf;
 use serde::Serialize;
 
 /// What makes an attestation a duplicate: the same path, builder and NAR hash.
@@ -23,8 +22,6 @@ pub struct InsertBatch {
     /// Per submission, per attestation: the key sent to the database, or `None`
     /// when an earlier one in the batch had the same key (a duplicate already).
     sent: Vec<Vec<Option<AttestationKey>>>,
-    /// The leaf hash of each attestation sent.
-    leaf_hashes: HashMap<AttestationKey, [u8; 32]>,
 }
 
 /// No limit on a parameter's size (sqlx on SQLite and PostgreSQL).
@@ -83,10 +80,9 @@ impl InsertBatch {
         // row's log entry (docs/api.md, "Transparency log"), which
         // `Dialect::insert_log_entries` appends at the index the insert gave the row.
         type Row<'a> =
-            (&'a str, &'a str, String, &'a str, u64, String, String, Option<&'a str>, Option<&'a str>, i64, String);
+            (&'a str, &'a str, String, &'a str, u64, String, String, Option<&'a str>, Option<&'a str>, i64, &'a str);
         let mut first_seen: HashSet<AttestationKey> = HashSet::new();
         let mut rows: Vec<Row> = Vec::new();
-        let mut leaf_hashes = HashMap::new();
         let mut derivations: Vec<(&str, &str, &str)> = Vec::new();
         let mut sent = Vec::with_capacity(submissions.len());
         for s in submissions {
@@ -101,19 +97,6 @@ impl InsertBatch {
                     nar_hash: a.nar_hash.to_string(),
                 };
                 if first_seen.insert(key.clone()) {
-                    let leaf = Leaf::new(
-                        s.builder.clone(),
-                        a.output_path.clone(),
-                        a.nar_hash,
-                        a.nar_size,
-                        a.references.clone(),
-                        a.signature.clone(),
-                        a.drv_path.clone(),
-                        a.output_name.clone(),
-                        s.submitted_at,
-                    )
-                    .text();
-                    leaf_hashes.insert(key.clone(), nhc_tlog::leaf_hash(leaf.as_bytes()).0);
                     rows.push((
                         a.output_path.as_str(),
                         s.builder.as_str(),
@@ -125,7 +108,7 @@ impl InsertBatch {
                         a.drv_path.as_ref().map(|d| d.as_str()),
                         a.output_name.as_ref().map(|o| o.as_str()),
                         s.submitted_at,
-                        leaf,
+                        a.log_entry.as_str(),
                     ));
                     mine.push(Some(key));
                 } else {
@@ -138,7 +121,6 @@ impl InsertBatch {
             attestations: json_arrays(&rows, max_param_bytes)?,
             derivations: json_arrays(&derivations, max_param_bytes)?,
             sent,
-            leaf_hashes,
         })
     }
 
@@ -149,7 +131,7 @@ impl InsertBatch {
         inserted: &HashSet<AttestationKey>,
         indexes: &HashMap<AttestationKey, u64>,
     ) -> Vec<InsertCounts> {
-        let InsertBatch { sent, leaf_hashes, .. } = self;
+        let InsertBatch { sent, .. } = self;
         sent.into_iter()
             .map(|mine| {
                 let stored = mine.iter().filter(|k| k.as_ref().is_some_and(|k| inserted.contains(k))).count() as u64;
@@ -162,7 +144,6 @@ impl InsertBatch {
                             output_path: nhc_core::StorePath::parse(&k.output_path).ok()?,
                             nar_hash: nhc_core::NarHash::parse(&k.nar_hash).ok()?,
                             index,
-                            leaf_hash: *leaf_hashes.get(k)?,
                         })
                     })
                     .collect();

@@ -26,16 +26,23 @@ pub async fn verify_and_store(
     let n = req.outputs.len();
     let submission = verify_offloaded(builder, req, state.now()).await?;
     check_hashes_per_path(state, &submission).await?;
+    // The receipts' leaf hashes, from the entries made here (storage only numbers them).
+    let leaf_hashes: HashMap<(StorePath, NarHash), String> = submission
+        .attestations
+        .iter()
+        .map(|a| {
+            let hash = nhc_tlog::leaf_hash(a.log_entry.as_bytes());
+            ((a.output_path.clone(), a.nar_hash), nhc_tlog::hash_hex(&hash))
+        })
+        .collect();
     let counts = state.store.insert_attestations(submission).await?;
     tracing::debug!(builder = %builder.builder, outputs = n, stored = counts.stored, "submission");
     let log = counts
         .log
         .into_iter()
-        .map(|p| LogReceipt {
-            output_path: p.output_path,
-            nar_hash: p.nar_hash,
-            index: p.index,
-            leaf_hash: nhc_tlog::hash_hex(&nhc_tlog::Hash(p.leaf_hash)),
+        .filter_map(|p| {
+            let leaf_hash = leaf_hashes.get(&(p.output_path.clone(), p.nar_hash))?.clone();
+            Some(LogReceipt { output_path: p.output_path, nar_hash: p.nar_hash, index: p.index, leaf_hash })
         })
         .collect();
     Ok(SubmitResponse { stored: counts.stored, duplicates: counts.duplicates, log })
@@ -152,14 +159,31 @@ pub fn verify(builder: &TokenRecord, req: SubmitRequest, now: i64) -> Result<Sub
         attestations: req
             .outputs
             .into_iter()
-            .map(|o| NewAttestation {
-                output_path: o.output_path,
-                nar_hash: o.nar_hash,
-                nar_size: o.nar_size,
-                references: o.references,
-                signature: o.signature,
-                drv_path: drv_path.clone(),
-                output_name: o.output_name,
+            .map(|o| {
+                // What the transparency log commits to: the attestation as accepted,
+                // with the builder's signature and the time of acceptance.
+                let log_entry = nhc_tlog::Leaf::new(
+                    builder.builder.clone(),
+                    o.output_path.clone(),
+                    o.nar_hash,
+                    o.nar_size,
+                    o.references.clone(),
+                    o.signature.clone(),
+                    drv_path.clone(),
+                    o.output_name.clone(),
+                    now,
+                )
+                .text();
+                NewAttestation {
+                    output_path: o.output_path,
+                    nar_hash: o.nar_hash,
+                    nar_size: o.nar_size,
+                    references: o.references,
+                    signature: o.signature,
+                    drv_path: drv_path.clone(),
+                    output_name: o.output_name,
+                    log_entry,
+                }
             })
             .collect(),
     })

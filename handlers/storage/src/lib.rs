@@ -76,6 +76,9 @@ pub struct NewAttestation {
     pub signature: Signature,
     pub drv_path: Option<DrvPath>,
     pub output_name: Option<OutputName>,
+    /// Its transparency-log entry: the canonical leaf text (`nhc_tlog::Leaf`), made by
+    /// the handlers. Storage appends it as given when the attestation is new.
+    pub log_entry: String,
 }
 
 /// A verified submission: stored all together or not at all.

@@ -13,8 +13,6 @@ pub struct LogPosition {
     pub output_path: StorePath,
     pub nar_hash: NarHash,
     pub index: u64,
-    /// RFC 6962 leaf hash of the entry.
-    pub leaf_hash: [u8; 32],
 }
 
 /// A signed checkpoint as stored.
