@@ -180,10 +180,31 @@ CREATE TABLE IF NOT EXISTS diff_chunks (
     PRIMARY KEY (diff_id, seq)
 );
 
--- The transparency log (docs/api.md, "Transparency log"): every attestation stored is
--- appended, in the transaction that stores it, at the next index (gapless, in
--- acceptance order; purging a builder does not remove its entries). `leaf` is the
--- entry's canonical text (docs/formats.md).
+-- The transparency log (docs/api.md, "Transparency log"). Every attestation stored gets
+-- the log's next index (attestations.log_index), in the transaction that stores it:
+-- gapless, in acceptance order. Its row is its entry: the server makes the entry's
+-- canonical text (docs/formats.md) from the row's fields, so the log costs ingest one
+-- index entry per attestation.
+CREATE INDEX IF NOT EXISTS attestations_by_log_index ON attestations (log_index) WHERE log_index IS NOT NULL;
+
+-- A purge removes a builder's attestations from every query, but the log cannot forget:
+-- the logged ones move here (the same columns), from where their entries are still read.
+CREATE TABLE IF NOT EXISTS log_purged (
+    log_index    BIGINT PRIMARY KEY,
+    builder      TEXT NOT NULL,
+    drv_path     TEXT,
+    output_name  TEXT,
+    output_path  TEXT NOT NULL,
+    nar_hash     TEXT NOT NULL,
+    nar_size     BIGINT NOT NULL,
+    refs         TEXT NOT NULL,
+    signature    TEXT NOT NULL,
+    submitted_at BIGINT NOT NULL
+);
+
+-- Entries as text, written only by the first version of the log (which stored each
+-- entry's text beside its row); still read, and preferred over the row, where present.
+-- On PostgreSQL appenders also lock this table to take the next indexes one at a time.
 CREATE TABLE IF NOT EXISTS log_entries (
     idx  BIGINT PRIMARY KEY,
     leaf TEXT NOT NULL

@@ -24,8 +24,8 @@ cargo clippy --locked -p nhc-handlers -p nhc-worker --target wasm32-unknown-unkn
 step "Nix files: parse, and the modules' options (nix/check.sh)"
 nix/check.sh
 
-step "unit and integration tests"
-cargo test --workspace --locked
+step "unit and integration tests (the SQL storage's on PostgreSQL too: scripts/ensure-postgres)"
+NHC_TEST_POSTGRES_URL=${NHC_TEST_POSTGRES_URL:-$(scripts/ensure-postgres)} cargo test --workspace --locked
 
 step "fuzz targets: every parser of outside bytes, ${NHC_FUZZ_SECONDS:=10}s each from fuzz/corpus/ (scripts/fuzz)"
 NHC_FUZZ_SECONDS=$NHC_FUZZ_SECONDS scripts/fuzz

@@ -76,11 +76,8 @@ impl InsertBatch {
     /// ([`UNLIMITED`] or [`D1_MAX_PARAM_BYTES`]).
     pub fn new(submissions: &[&Submission], max_param_bytes: usize) -> Result<Self, StoreError> {
         // Rows as tuples serialise straight to JSON arrays, without a
-        // serde_json::Value (and its allocations) per field. The last column is the
-        // row's log entry (docs/api.md, "Transparency log"), which
-        // `Dialect::insert_log_entries` appends at the index the insert gave the row.
-        type Row<'a> =
-            (&'a str, &'a str, String, &'a str, u64, String, String, Option<&'a str>, Option<&'a str>, i64, &'a str);
+        // serde_json::Value (and its allocations) per field.
+        type Row<'a> = (&'a str, &'a str, String, &'a str, u64, String, String, Option<&'a str>, Option<&'a str>, i64);
         let mut first_seen: HashSet<AttestationKey> = HashSet::new();
         let mut rows: Vec<Row> = Vec::new();
         let mut derivations: Vec<(&str, &str, &str)> = Vec::new();
@@ -108,7 +105,6 @@ impl InsertBatch {
                         a.drv_path.as_ref().map(|d| d.as_str()),
                         a.output_name.as_ref().map(|o| o.as_str()),
                         s.submitted_at,
-                        a.log_entry.as_str(),
                     ));
                     mine.push(Some(key));
                 } else {

@@ -1,7 +1,9 @@
-//! The transparency log's reads and the sequencer's write. Entries are appended by
+//! The transparency log's reads and the sequencer's write. Entries are numbered by
 //! [`crate::insert_submissions`] in the attestations' own transaction.
 
-use nhc_storage::{LogAppend, LogCheckpoint, StoreError, StoreResult, MAX_LOG_READ};
+use std::collections::BTreeMap;
+
+use nhc_storage::{LogAppend, LogCheckpoint, LogEntry, StoreError, StoreResult, MAX_LOG_READ};
 
 use crate::batch::json_arrays;
 use crate::exec::{Executor, Param, Statement};
@@ -20,16 +22,21 @@ impl<E: Executor> SqlStorage<E> {
         Ok(Some(LogCheckpoint { size, root: rows::hash_hex(&r.text(1)?)?, note: r.text(2)?, created_at: r.int(3)? }))
     }
 
-    pub(crate) async fn entries(&self, from: u64, to: u64) -> StoreResult<Vec<(u64, String)>> {
+    pub(crate) async fn entries(&self, from: u64, to: u64) -> StoreResult<Vec<(u64, LogEntry)>> {
         let to = to.min(from.saturating_add(MAX_LOG_READ as u64));
-        let rows =
-            self.executor().query(sql::LOG_ENTRIES, &[Param::Int(to_i64(from)?), Param::Int(to_i64(to)?)]).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for mut r in rows {
-            let idx = u64::try_from(r.int(0)?).map_err(|e| StoreError::Internal(e.to_string()))?;
-            out.push((idx, r.text(1)?));
+        let range = [Param::Int(to_i64(from)?), Param::Int(to_i64(to)?)];
+        let index = |i: i64| u64::try_from(i).map_err(|e| StoreError::Internal(e.to_string()));
+        let mut out = BTreeMap::new();
+        for row in self.executor().query(sql::LOG_ATTESTATIONS, &range).await? {
+            let a = rows::attestation(row)?;
+            let i = a.log_index.ok_or_else(|| StoreError::Internal("a logged attestation without its index".into()))?;
+            out.insert(i, LogEntry::Attestation(a));
         }
-        Ok(out)
+        // A leaf stored as text is what was hashed then: it wins over the row.
+        for mut r in self.executor().query(sql::LOG_ENTRIES, &range).await? {
+            out.insert(index(r.int(0)?)?, LogEntry::Leaf(r.text(1)?));
+        }
+        Ok(out.into_iter().collect())
     }
 
     pub(crate) async fn hashes(&self, indexes: &[u64]) -> StoreResult<Vec<(u64, [u8; 32])>> {

@@ -28,6 +28,16 @@ macro_rules! attestation_columns {
     };
 }
 
+/// Rows `m`: the largest log index of the attestations stored, of those purged, and of
+/// the entries stored as text (logs begun before entries were rebuilt from rows). Each
+/// is one index seek. The next entry's index is one more than the largest.
+macro_rules! log_maxima {
+    () => {
+        "SELECT MAX(log_index) AS m FROM attestations WHERE log_index IS NOT NULL \
+         UNION ALL SELECT MAX(log_index) FROM log_purged UNION ALL SELECT MAX(idx) FROM log_entries"
+    };
+}
+
 pub const HEALTH: &str = "SELECT 1";
 
 // Builders, keys and tokens.
@@ -48,10 +58,18 @@ pub const REVOKE_TOKENS: &str =
 /// Deleting keeps a tombstone: tokens go, the builder row stays with `deleted_at`.
 pub const DELETE_TOKENS: &str = "DELETE FROM tokens WHERE builder = $1";
 pub const MARK_DELETED: &str = "UPDATE builders SET deleted_at = $2 WHERE name = $1";
-/// A purge removes everything of the builder, in this order.
-pub const PURGE: [&str; 6] = [
+/// A purge removes everything of the builder, in this order. The log cannot forget:
+/// the attestations in it move to `log_purged`, from which their entries are still read.
+pub const PURGE: [&str; 7] = [
     "DELETE FROM diff_chunks WHERE diff_id IN (SELECT id FROM diffs WHERE builder = $1)",
     "DELETE FROM diffs WHERE builder = $1",
+    concat!(
+        "INSERT INTO log_purged (",
+        attestation_columns!(),
+        ") SELECT ",
+        attestation_columns!(),
+        " FROM attestations WHERE builder = $1 AND log_index IS NOT NULL ON CONFLICT (log_index) DO NOTHING"
+    ),
     "DELETE FROM attestations WHERE builder = $1",
     "DELETE FROM tokens WHERE builder = $1",
     "DELETE FROM builder_keys WHERE builder = $1",
@@ -114,8 +132,18 @@ pub const DERIVATION_VOTES: &str = "SELECT d.output_name, d.output_path, a.build
 /// Columns: size, root, note, created_at.
 pub const LOG_LATEST_CHECKPOINT: &str =
     "SELECT size, root, note, created_at FROM log_checkpoints ORDER BY size DESC LIMIT 1";
-/// `$1..$2` (end exclusive). Columns: idx, leaf.
+/// `$1..$2` (end exclusive). Columns: idx, leaf. Only logs begun before entries were
+/// rebuilt from the attestations' rows have any.
 pub const LOG_ENTRIES: &str = "SELECT idx, leaf FROM log_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx";
+/// `$1..$2` (end exclusive): the attestations at those log indexes, stored or purged, in
+/// no particular order. Columns: `attestation_columns!()`.
+pub const LOG_ATTESTATIONS: &str = concat!(
+    "SELECT ",
+    attestation_columns!(),
+    " FROM attestations WHERE log_index >= $1 AND log_index < $2 UNION ALL SELECT ",
+    attestation_columns!(),
+    " FROM log_purged WHERE log_index >= $1 AND log_index < $2"
+);
 /// `$1` size, `$2` root (hex), `$3` note, `$4` created_at; a row when stored.
 pub const INSERT_LOG_CHECKPOINT: &str = "INSERT INTO log_checkpoints (size, root, note, created_at) \
     VALUES ($1, $2, $3, $4) ON CONFLICT (size) DO NOTHING RETURNING size";
@@ -129,10 +157,11 @@ pub struct Dialect {
     /// attestation. A path that is in the array twice is looked up twice.
     pub votes_of_paths: &'static str,
     /// `$1`: a JSON array of rows `[output_path, builder, nar_hash, hash_part, nar_size,
-    /// refs, signature, drv_path, output_name, submitted_at, log entry]`, without two
-    /// of one key. Returns the keys inserted with the log index each got (the next ones
-    /// of the log, in the array's order); existing ones are duplicates and change
-    /// nothing, and so are rows of a builder deleted since its token was checked.
+    /// refs, signature, drv_path, output_name, submitted_at]`, without two of one key.
+    /// Returns the keys inserted with the log index each got (the next ones of the log,
+    /// in the array's order): the row is the log entry (the handlers rebuild its leaf
+    /// from it), so appending costs one index entry. Existing rows are duplicates and
+    /// change nothing, and so are rows of a builder deleted since its token was checked.
     pub insert_attestations: &'static str,
     /// `$1`: a JSON array of `[drv_path, output_name, output_path]`.
     pub insert_derivation_outputs: &'static str,
@@ -145,13 +174,14 @@ pub struct Dialect {
     /// writers exist (PostgreSQL): one appender at a time keeps the indexes gapless.
     /// SQLite's `BEGIN IMMEDIATE` and D1's batches already serialise writers.
     pub lock_log: Option<&'static str>,
-    /// The `$1` of `insert_attestations` again: appends the entry (column 10) of each
-    /// row that statement inserted (an index past the log's end) to `log_entries`.
-    pub insert_log_entries: &'static str,
     /// `$1`: a JSON array of `[index, hex hash]`; existing ones are kept.
     pub insert_log_hashes: &'static str,
     /// `$1`: a JSON array of stored-hash indexes. Columns: idx, hash.
     pub log_hashes_at: &'static str,
+    /// Appends the attestations stored before the log existed (no `log_index`) to the
+    /// log's end, oldest first: run when a database is upgraded, in a transaction that
+    /// begins with `lock_log` where there is one.
+    pub backfill_log: &'static str,
 }
 
 pub const SQLITE: Dialect = Dialect {
@@ -170,18 +200,22 @@ pub const SQLITE: Dialect = Dialect {
     // Rows already stored (duplicates) and rows of a builder deleted since its token was
     // checked are left out by the WHERE, so the rows numbered are exactly the rows
     // inserted: the log indexes stay gapless (the writer is alone: BEGIN IMMEDIATE).
-    insert_attestations: "INSERT INTO attestations \
+    insert_attestations: concat!(
+        "INSERT INTO attestations \
         (output_path, builder, nar_hash, hash_part, nar_size, refs, signature, drv_path, output_name, submitted_at, \
          log_index) \
         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, \
                value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9, \
-               (SELECT COALESCE(MAX(idx), -1) + 1 FROM log_entries) + ROW_NUMBER() OVER (ORDER BY key) - 1 \
+               (SELECT COALESCE(MAX(m), -1) + 1 FROM (",
+        log_maxima!(),
+        ")) + ROW_NUMBER() OVER (ORDER BY key) - 1 \
         FROM json_each($1) \
         WHERE EXISTS (SELECT 1 FROM builders b WHERE b.name = value ->> 1 AND b.deleted_at IS NULL) \
           AND NOT EXISTS (SELECT 1 FROM attestations a WHERE a.hash_part = value ->> 3 \
                           AND a.output_path = value ->> 0 AND a.builder = value ->> 1 AND a.nar_hash = value ->> 2) \
         ON CONFLICT (hash_part, output_path, builder, nar_hash) DO NOTHING \
-        RETURNING output_path, builder, nar_hash, log_index",
+        RETURNING output_path, builder, nar_hash, log_index"
+    ),
     insert_derivation_outputs: "INSERT INTO derivation_outputs (drv_path, output_name, output_path) \
         SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each($1) WHERE true \
         ON CONFLICT (drv_path, output_name, output_path) DO NOTHING",
@@ -194,33 +228,41 @@ pub const SQLITE: Dialect = Dialect {
         CROSS JOIN attestations AS a \
         WHERE a.hash_part = substr(j.p, 12, 32) AND a.output_path = j.p AND a.builder = $2",
     lock_log: None,
-    insert_log_entries: "INSERT INTO log_entries (idx, leaf) \
-        SELECT a.log_index, j.value ->> 10 FROM json_each($1) AS j CROSS JOIN attestations AS a \
-        WHERE a.hash_part = j.value ->> 3 AND a.output_path = j.value ->> 0 \
-          AND a.builder = j.value ->> 1 AND a.nar_hash = j.value ->> 2 \
-          AND a.log_index >= (SELECT COALESCE(MAX(idx), -1) + 1 FROM log_entries) \
-        ORDER BY a.log_index",
     insert_log_hashes: "INSERT INTO log_hashes (idx, hash) SELECT value ->> 0, value ->> 1 FROM json_each($1) \
         WHERE true ON CONFLICT (idx) DO NOTHING",
     log_hashes_at: "SELECT h.idx, h.hash FROM json_each($1) AS j CROSS JOIN log_hashes AS h WHERE h.idx = j.value",
+    backfill_log: concat!(
+        "UPDATE attestations SET log_index = b.base + r.n - 1 \
+        FROM (SELECT rowid AS id, \
+                     ROW_NUMBER() OVER (ORDER BY submitted_at, hash_part, output_path, builder, nar_hash) AS n \
+              FROM attestations WHERE log_index IS NULL) AS r, \
+             (SELECT COALESCE(MAX(m), -1) + 1 AS base FROM (",
+        log_maxima!(),
+        ")) AS b \
+        WHERE attestations.rowid = r.id"
+    ),
 };
 
 pub const POSTGRES: Dialect = Dialect {
     votes_of_paths: "SELECT j.ord - 1, a.builder, a.nar_hash \
         FROM json_array_elements_text($1::json) WITH ORDINALITY AS j (p, ord) \
         JOIN attestations AS a ON a.hash_part = substr(j.p, 12, 32) AND a.output_path = j.p",
-    insert_attestations: "INSERT INTO attestations \
+    insert_attestations: concat!(
+        "INSERT INTO attestations \
         (output_path, builder, nar_hash, hash_part, nar_size, refs, signature, drv_path, output_name, submitted_at, \
          log_index) \
         SELECT v ->> 0, v ->> 1, v ->> 2, v ->> 3, (v ->> 4)::bigint, \
                v ->> 5, v ->> 6, v ->> 7, v ->> 8, (v ->> 9)::bigint, \
-               (SELECT COALESCE(MAX(idx), -1) + 1 FROM log_entries) + ROW_NUMBER() OVER (ORDER BY n) - 1 \
+               (SELECT COALESCE(MAX(m), -1) + 1 FROM (",
+        log_maxima!(),
+        ") AS maxima) + ROW_NUMBER() OVER (ORDER BY n) - 1 \
         FROM json_array_elements($1::json) WITH ORDINALITY AS j (v, n) \
         WHERE EXISTS (SELECT 1 FROM builders b WHERE b.name = v ->> 1 AND b.deleted_at IS NULL) \
           AND NOT EXISTS (SELECT 1 FROM attestations a WHERE a.hash_part = v ->> 3 \
                           AND a.output_path = v ->> 0 AND a.builder = v ->> 1 AND a.nar_hash = v ->> 2) \
         ON CONFLICT (hash_part, output_path, builder, nar_hash) DO NOTHING \
-        RETURNING output_path, builder, nar_hash, log_index",
+        RETURNING output_path, builder, nar_hash, log_index"
+    ),
     insert_derivation_outputs: "INSERT INTO derivation_outputs (drv_path, output_name, output_path) \
         SELECT v ->> 0, v ->> 1, v ->> 2 FROM json_array_elements($1::json) AS v \
         ON CONFLICT (drv_path, output_name, output_path) DO NOTHING",
@@ -228,18 +270,24 @@ pub const POSTGRES: Dialect = Dialect {
     builder_votes_of_paths: "SELECT a.output_path, a.builder, a.nar_hash \
         FROM (SELECT DISTINCT p FROM json_array_elements_text($1::json) AS p) AS j \
         JOIN attestations AS a ON a.hash_part = substr(j.p, 12, 32) AND a.output_path = j.p AND a.builder = $2",
-    // Conflicts with itself and with inserts, not with reads: appenders queue here.
+    // The appenders' mutex (nothing writes log_entries any more): this mode conflicts
+    // with itself, not with reads, so appenders queue here and readers never wait.
     lock_log: Some("LOCK TABLE log_entries IN SHARE ROW EXCLUSIVE MODE"),
-    insert_log_entries: "INSERT INTO log_entries (idx, leaf) \
-        SELECT a.log_index, v ->> 10 FROM json_array_elements($1::json) AS v JOIN attestations AS a \
-          ON a.hash_part = v ->> 3 AND a.output_path = v ->> 0 AND a.builder = v ->> 1 AND a.nar_hash = v ->> 2 \
-        WHERE a.log_index >= (SELECT COALESCE(MAX(idx), -1) + 1 FROM log_entries) \
-        ORDER BY a.log_index",
     insert_log_hashes: "INSERT INTO log_hashes (idx, hash) \
         SELECT (v ->> 0)::bigint, v ->> 1 FROM json_array_elements($1::json) AS v \
         ON CONFLICT (idx) DO NOTHING",
     log_hashes_at: "SELECT h.idx, h.hash FROM json_array_elements_text($1::json) AS j (i) \
         JOIN log_hashes AS h ON h.idx = j.i::bigint",
+    backfill_log: concat!(
+        "UPDATE attestations SET log_index = b.base + r.n - 1 \
+        FROM (SELECT ctid AS id, \
+                     ROW_NUMBER() OVER (ORDER BY submitted_at, hash_part, output_path, builder, nar_hash) AS n \
+              FROM attestations WHERE log_index IS NULL) AS r, \
+             (SELECT COALESCE(MAX(m), -1) + 1 AS base FROM (",
+        log_maxima!(),
+        ") AS maxima) AS b \
+        WHERE attestations.ctid = r.id"
+    ),
 };
 
 #[cfg(test)]
@@ -252,5 +300,14 @@ mod tests {
         assert_eq!(positional(BUILDER_PAGE_AFTER).matches('?').count(), 5);
         assert_eq!(positional(PATH_PAGE_AFTER).matches('?').count(), 6);
         assert!(!positional(SQLITE.insert_attestations).contains('$'));
+    }
+
+    /// The backfill an operator runs by hand on D1 is the one nhc-server runs.
+    #[test]
+    fn the_documented_d1_backfill_is_the_servers() {
+        let doc = include_str!("../../../docs/d1-backfill-log.sql");
+        let sql: String = doc.lines().filter(|l| !l.starts_with("--")).collect::<Vec<_>>().join(" ");
+        let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").replace("( ", "(").replace(" )", ")");
+        assert_eq!(words(&sql), words(SQLITE.backfill_log));
     }
 }

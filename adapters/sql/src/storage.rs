@@ -83,15 +83,14 @@ pub async fn insert_submissions<E: Executor + ?Sized>(
 ) -> StoreResult<Vec<InsertCounts>> {
     let batch = InsertBatch::new(submissions, exec.max_param_bytes())?;
     let dialect = exec.dialect();
-    let mut statements = Vec::with_capacity(1 + 2 * batch.attestations.len() + batch.derivations.len());
+    let mut statements = Vec::with_capacity(1 + batch.attestations.len() + batch.derivations.len());
     if let Some(lock) = dialect.lock_log {
         statements.push(Statement::new(lock, vec![]));
     }
-    // Each chunk's rows, then their log entries: the next chunk numbers on from there.
+    // Each chunk numbers its rows on from the log's end, which the chunk before moved.
     let first_insert = statements.len();
     for rows in &batch.attestations {
         statements.push(Statement::new(dialect.insert_attestations, vec![Param::Text(rows)]));
-        statements.push(Statement::new(dialect.insert_log_entries, vec![Param::Text(rows)]));
     }
     for rows in &batch.derivations {
         statements.push(Statement::new(dialect.insert_derivation_outputs, vec![Param::Text(rows)]));
@@ -102,7 +101,7 @@ pub async fn insert_submissions<E: Executor + ?Sized>(
     }
     let mut inserted: HashSet<AttestationKey> = HashSet::new();
     let mut indexes: HashMap<AttestationKey, u64> = HashMap::new();
-    for rows in results.into_iter().skip(first_insert).step_by(2).take(batch.attestations.len()) {
+    for rows in results.into_iter().skip(first_insert).take(batch.attestations.len()) {
         for row in rows {
             let (key, index) = rows::log_index(row)?;
             inserted.insert(key.clone());
@@ -416,7 +415,7 @@ impl<E: Executor> Storage for SqlStorage<E> {
         self.latest_checkpoint().await
     }
 
-    async fn log_entries(&self, from: u64, to: u64) -> StoreResult<Vec<(u64, String)>> {
+    async fn log_entries(&self, from: u64, to: u64) -> StoreResult<Vec<(u64, nhc_storage::LogEntry)>> {
         self.entries(from, to).await
     }
 

@@ -17,19 +17,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use nhc_sql::{Dialect, Executor, Param, Row, SqlStorage, Statement};
+use nhc_sql::{Dialect, Executor, Param, Row, SqlStorage, Statement, POSTGRES, SQLITE};
 use nhc_storage::{InsertCounts, StoreResult, Submission, VoteCounts};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::Connection;
 
 pub use error::ConnectError;
 use exec::PoolExecutor;
 use nhc_sql::SCHEMA;
 
-/// The transparency log's column, for databases made before it (schema.sql has it).
+/// The transparency log's column, for databases made before it. Added before schema.sql
+/// is applied: the schema indexes it.
 const ADD_LOG_INDEX: &str = "ALTER TABLE attestations ADD COLUMN log_index BIGINT";
-const POSTGRES_ADD_LOG_INDEX: &str = "ALTER TABLE attestations ADD COLUMN IF NOT EXISTS log_index BIGINT";
-const SQLITE_HAS_LOG_INDEX: &str = "SELECT 1 FROM pragma_table_info('attestations') WHERE name = 'log_index'";
+const POSTGRES_ADD_LOG_INDEX: &str = "ALTER TABLE IF EXISTS attestations ADD COLUMN IF NOT EXISTS log_index BIGINT";
+/// The columns of `attestations`, none when there is no such table yet.
+const SQLITE_ATTESTATION_COLUMNS: &str = "SELECT name FROM pragma_table_info('attestations')";
 
 /// The storage on SQLite or PostgreSQL: the SQL storage over sqlx.
 pub type SqlStore = SqlStorage<Sqlx>;
@@ -141,28 +144,47 @@ impl Sqlx {
         Ok(Sqlx { pool: PoolExecutor { pool }, writer })
     }
 
-    /// Applies `schema.sql`, then adds the columns that databases made by older
-    /// versions lack (`CREATE TABLE IF NOT EXISTS` does not add them). Idempotent.
+    /// Adds the columns that databases made by older versions lack (`CREATE TABLE IF
+    /// NOT EXISTS` does not add them), applies `schema.sql`, and appends attestations
+    /// stored before the transparency log existed to the log. Idempotent.
     pub async fn migrate(&self) -> Result<(), ConnectError> {
-        match &self.pool.pool {
+        let backfilled = match &self.pool.pool {
             Pool::Sqlite(lite) => {
                 let mut conn = lite.acquire().await.map_err(ConnectError::migrate)?;
-                sqlx::raw_sql(SCHEMA).execute(&mut *conn).await.map_err(ConnectError::migrate)?;
                 // SQLite has no ADD COLUMN IF NOT EXISTS.
-                let has: Option<(i64,)> = sqlx::query_as(SQLITE_HAS_LOG_INDEX)
-                    .fetch_optional(&mut *conn)
+                let columns: Vec<(String,)> = sqlx::query_as(SQLITE_ATTESTATION_COLUMNS)
+                    .fetch_all(&mut *conn)
                     .await
                     .map_err(ConnectError::migrate)?;
-                if has.is_none() {
+                if !columns.is_empty() && !columns.iter().any(|(c,)| c == "log_index") {
                     sqlx::raw_sql(ADD_LOG_INDEX).execute(&mut *conn).await.map_err(ConnectError::migrate)?;
                 }
-                Ok(())
+                sqlx::raw_sql(SCHEMA).execute(&mut *conn).await.map_err(ConnectError::migrate)?;
+                let mut tx = conn.begin_with(SQLITE.begin_write).await.map_err(ConnectError::migrate)?;
+                let n = sqlx::query(SQLITE.backfill_log).execute(&mut *tx).await.map_err(ConnectError::migrate)?;
+                tx.commit().await.map_err(ConnectError::migrate)?;
+                n.rows_affected()
             }
             Pool::Postgres(p) => {
+                sqlx::raw_sql(POSTGRES_ADD_LOG_INDEX).execute(p).await.map_err(ConnectError::migrate)?;
                 sqlx::raw_sql(SCHEMA).execute(p).await.map_err(ConnectError::migrate)?;
-                sqlx::raw_sql(POSTGRES_ADD_LOG_INDEX).execute(p).await.map(|_| ()).map_err(ConnectError::migrate)
+                // Appenders of a running server queue behind this, as behind each other.
+                let mut tx = p.begin().await.map_err(ConnectError::migrate)?;
+                if let Some(lock) = POSTGRES.lock_log {
+                    sqlx::query(lock).execute(&mut *tx).await.map_err(ConnectError::migrate)?;
+                }
+                let n = sqlx::query(POSTGRES.backfill_log).execute(&mut *tx).await.map_err(ConnectError::migrate)?;
+                tx.commit().await.map_err(ConnectError::migrate)?;
+                n.rows_affected()
             }
+        };
+        if backfilled > 0 {
+            tracing::info!(
+                attestations = backfilled,
+                "transparency log: appended the attestations stored before the log existed"
+            );
         }
+        Ok(())
     }
 
     /// `sqlite` or `postgres`.

@@ -61,7 +61,6 @@ async fn attest(store: &Store, builder: &str, votes: &[(usize, u8)]) {
             signature: key(builder).sign("not checked by the store"),
             drv_path: None,
             output_name: None,
-            log_entry: format!("test entry {builder} {i}\n"),
         })
         .collect();
     let s = Submission { builder: BuilderName::parse(builder).unwrap(), attestations, submitted_at: 1 };

@@ -24,17 +24,8 @@ pub async fn verify_and_store(
     req: SubmitRequest,
 ) -> Result<SubmitResponse, ApiError> {
     let n = req.outputs.len();
-    let submission = verify_offloaded(builder, req, state.now()).await?;
+    let (submission, leaf_hashes) = verify_offloaded(builder, req, state.now()).await?;
     check_hashes_per_path(state, &submission).await?;
-    // The receipts' leaf hashes, from the entries made here (storage only numbers them).
-    let leaf_hashes: HashMap<(StorePath, NarHash), String> = submission
-        .attestations
-        .iter()
-        .map(|a| {
-            let hash = nhc_tlog::leaf_hash(a.log_entry.as_bytes());
-            ((a.output_path.clone(), a.nar_hash), nhc_tlog::hash_hex(&hash))
-        })
-        .collect();
     let counts = state.store.insert_attestations(submission).await?;
     tracing::debug!(builder = %builder.builder, outputs = n, stored = counts.stored, "submission");
     let log = counts
@@ -48,10 +39,31 @@ pub async fn verify_and_store(
     Ok(SubmitResponse { stored: counts.stored, duplicates: counts.duplicates, log })
 }
 
-/// [`verify`], off the async threads for a large submission (offload.rs).
-async fn verify_offloaded(builder: &TokenRecord, req: SubmitRequest, now: i64) -> Result<Submission, ApiError> {
+/// Each attestation's leaf hash (hex), by path and NAR hash: the receipts' (storage
+/// only numbers the entries).
+type LeafHashes = HashMap<(StorePath, NarHash), String>;
+
+/// [`verify`] and the leaf hashes, off the async threads for a large submission
+/// (offload.rs).
+async fn verify_offloaded(
+    builder: &TokenRecord,
+    req: SubmitRequest,
+    now: i64,
+) -> Result<(Submission, LeafHashes), ApiError> {
     let owner = builder.clone();
-    cpu_bound(req.outputs.len(), move || verify(&owner, req, now)).await?
+    cpu_bound(req.outputs.len(), move || {
+        let s = verify(&owner, req, now)?;
+        let hashes = s
+            .attestations
+            .iter()
+            .map(|a| {
+                let hash = nhc_tlog::leaf_hash(&crate::service::log::leaf(&s.builder, a, s.submitted_at));
+                ((a.output_path.clone(), a.nar_hash), nhc_tlog::hash_hex(&hash))
+            })
+            .collect();
+        Ok((s, hashes))
+    })
+    .await?
 }
 
 /// Refuses a submission that would leave its builder with more than the allowed
@@ -159,31 +171,14 @@ pub fn verify(builder: &TokenRecord, req: SubmitRequest, now: i64) -> Result<Sub
         attestations: req
             .outputs
             .into_iter()
-            .map(|o| {
-                // What the transparency log commits to: the attestation as accepted,
-                // with the builder's signature and the time of acceptance.
-                let log_entry = nhc_tlog::Leaf::new(
-                    builder.builder.clone(),
-                    o.output_path.clone(),
-                    o.nar_hash,
-                    o.nar_size,
-                    o.references.clone(),
-                    o.signature.clone(),
-                    drv_path.clone(),
-                    o.output_name.clone(),
-                    now,
-                )
-                .text();
-                NewAttestation {
-                    output_path: o.output_path,
-                    nar_hash: o.nar_hash,
-                    nar_size: o.nar_size,
-                    references: o.references,
-                    signature: o.signature,
-                    drv_path: drv_path.clone(),
-                    output_name: o.output_name,
-                    log_entry,
-                }
+            .map(|o| NewAttestation {
+                output_path: o.output_path,
+                nar_hash: o.nar_hash,
+                nar_size: o.nar_size,
+                references: o.references,
+                signature: o.signature,
+                drv_path: drv_path.clone(),
+                output_name: o.output_name,
             })
             .collect(),
     })
@@ -254,7 +249,8 @@ mod tests {
                 }
             });
             assert_eq!(first_poll_pending, offloaded, "{n} outputs");
-            assert_eq!(result.unwrap().attestations.len(), n);
+            let (submission, leaf_hashes) = result.unwrap();
+            assert_eq!((submission.attestations.len(), leaf_hashes.len()), (n, n));
         }
         // A bad signature is still found off the thread.
         let mut req = request(1000);

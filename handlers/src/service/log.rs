@@ -1,10 +1,11 @@
-//! The transparency log's server side (docs/api.md, "Transparency log"): the
-//! sequencing step that turns appended entries into stored hashes and a signed
-//! checkpoint, and the reads behind `/log/`. Entries themselves are appended with the
-//! attestations (the storage's `insert_attestations`), so nothing acknowledged can be
-//! missing from a later checkpoint, whatever happens to the sequencer.
+//! The transparency log's server side (docs/api.md, "Transparency log"): what an
+//! entry is, the sequencing step that turns entries into stored hashes and a signed
+//! checkpoint, and the reads behind `/log/`. Entries are numbered with the attestations
+//! (the storage's `insert_attestations`), so nothing acknowledged can be missing from a
+//! later checkpoint, whatever happens to the sequencer.
 
-use nhc_storage::{LogAppend, LogCheckpoint};
+use nhc_core::BuilderName;
+use nhc_storage::{AttestationRecord, LogAppend, LogCheckpoint, LogEntry, NewAttestation};
 use nhc_tlog::serve::{LogRequest, MAX_SEQUENCE_BATCH};
 use nhc_tlog::{append_stored_hashes, frontier_indexes, leaf_hash, stored_hash_index, Hash};
 
@@ -29,6 +30,47 @@ pub fn new_key(origin: &str) -> Result<(String, String), String> {
     })?;
     let verifier = parse_key(&secret)?.verifier_key().to_owned();
     Ok((secret, verifier))
+}
+
+/// The leaf of an attestation as accepted: what the log commits to (docs/formats.md),
+/// with the builder's signature and the time of acceptance. Made from the same fields
+/// when the attestation is accepted (its receipt) and whenever its entry is read.
+pub fn leaf(builder: &BuilderName, a: &NewAttestation, submitted_at: i64) -> Vec<u8> {
+    nhc_tlog::Leaf::new(
+        builder.clone(),
+        a.output_path.clone(),
+        a.nar_hash,
+        a.nar_size,
+        a.references.clone(),
+        a.signature.clone(),
+        a.drv_path.clone(),
+        a.output_name.clone(),
+        submitted_at,
+    )
+    .encode()
+}
+
+/// An entry's leaf bytes, made from the stored attestation (or as stored).
+fn entry_leaf(entry: LogEntry) -> Vec<u8> {
+    match entry {
+        LogEntry::Leaf(text) => text.into_bytes(),
+        LogEntry::Attestation(r) => {
+            let AttestationRecord {
+                builder,
+                drv_path,
+                output_name,
+                output_path,
+                nar_hash,
+                nar_size,
+                references,
+                signature,
+                submitted_at,
+                log_index: _,
+            } = r;
+            let a = NewAttestation { output_path, nar_hash, nar_size, references, signature, drv_path, output_name };
+            leaf(&builder, &a, submitted_at)
+        }
+    }
 }
 
 /// Steps one read of `/log/checkpoint` may take where the log is sequenced on read
@@ -75,7 +117,8 @@ pub async fn step(state: &AppState, signer: &LogSigner) -> Result<Step, ApiError
     if contiguous == 0 && latest.is_some() {
         return Ok(Step { size: old, added: 0 });
     }
-    let leaves: Vec<Hash> = entries[..contiguous].iter().map(|(_, leaf)| leaf_hash(leaf.as_bytes())).collect();
+    let leaves: Vec<Hash> =
+        entries.into_iter().take(contiguous).map(|(_, entry)| leaf_hash(&entry_leaf(entry))).collect();
     let want = frontier_indexes(old);
     let found = store.log_hashes(&want).await?;
     let frontier = want
@@ -172,7 +215,8 @@ pub async fn read(state: &AppState, path: &str) -> Result<LogObject, ApiError> {
                 if entries.len() as u64 != range.end - range.start {
                     return Err(internal(format!("entries {range:?} are missing")));
                 }
-                nhc_tlog::encode_bundle(entries.iter().map(|(_, leaf)| leaf.as_bytes())).map_err(internal)?
+                let leaves: Vec<Vec<u8>> = entries.into_iter().map(|(_, e)| entry_leaf(e)).collect();
+                nhc_tlog::encode_bundle(leaves.iter().map(Vec::as_slice)).map_err(internal)?
             } else {
                 let indexes =
                     tile.stored_hash_indexes().ok_or_else(|| ApiError::NotFound(format!("{path}: no such tile")))?;

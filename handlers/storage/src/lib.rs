@@ -16,7 +16,7 @@ pub use jobsets::{
     status_bit, status_mask, EvaluationItemRow, EvaluationRecord, ItemQuery, JobsetRecord, JobsetTokenRecord,
     NewEvaluation, NewEvaluationItem, PutOutcome, ALL_STATUSES,
 };
-pub use log::{LogAppend, LogCheckpoint, LogPosition, MAX_LOG_READ};
+pub use log::{LogAppend, LogCheckpoint, LogEntry, LogPosition, MAX_LOG_READ};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -76,9 +76,6 @@ pub struct NewAttestation {
     pub signature: Signature,
     pub drv_path: Option<DrvPath>,
     pub output_name: Option<OutputName>,
-    /// Its transparency-log entry: the canonical leaf text (`nhc_tlog::Leaf`), made by
-    /// the handlers. Storage appends it as given when the attestation is new.
-    pub log_entry: String,
 }
 
 /// A verified submission: stored all together or not at all.
@@ -349,15 +346,15 @@ pub trait Storage: Send + Sync + 'static {
     /// on that path.
     async fn diff_report(&self, path: &StorePath, id: i64) -> StoreResult<Option<(DiffRecord, Vec<u8>)>>;
 
-    // The transparency log (docs/api.md, "Transparency log"). Entries are appended by
-    // `insert_attestations`, in the same transaction, at gapless indexes.
+    // The transparency log (docs/api.md, "Transparency log"). `insert_attestations`
+    // gives every attestation it stores the log's next index, in the same transaction:
+    // gapless, in acceptance order. Purging keeps the logged ones readable here.
 
     /// The checkpoint of the largest tree stored, if any.
     async fn log_latest_checkpoint(&self) -> StoreResult<Option<LogCheckpoint>>;
 
-    /// The entries (leaf text) at indexes `from..to`, in order, as far as they exist
-    /// (a prefix of the range); at most [`MAX_LOG_READ`].
-    async fn log_entries(&self, from: u64, to: u64) -> StoreResult<Vec<(u64, String)>>;
+    /// The entries at indexes `from..to` that exist, in order; at most [`MAX_LOG_READ`].
+    async fn log_entries(&self, from: u64, to: u64) -> StoreResult<Vec<(u64, LogEntry)>>;
 
     /// The stored hashes at these indexes (the Go sumdb layout, see `nhc-tlog`), as
     /// (index, hash) in no particular order; missing ones are left out. At most

@@ -1,8 +1,10 @@
-//! What storage keeps of the transparency log: the entries (appended with the
-//! attestations), the stored hashes and the signed checkpoints (written by the
-//! sequencer, `nhc_handlers::service::log`).
+//! What storage keeps of the transparency log: the entries (an attestation's row is its
+//! entry, numbered when it is stored), the stored hashes and the signed checkpoints
+//! (written by the sequencer, `nhc_handlers::service::log`).
 
 use nhc_core::{NarHash, StorePath};
+
+use crate::AttestationRecord;
 
 /// The most entries or hashes one log read returns: a sequencing step, or a tile (256).
 pub const MAX_LOG_READ: usize = 8192;
@@ -13,6 +15,18 @@ pub struct LogPosition {
     pub output_path: StorePath,
     pub nar_hash: NarHash,
     pub index: u64,
+}
+
+/// One log entry as storage has it. The handlers make its leaf (`nhc_tlog::Leaf`).
+// Nearly every entry is the large variant: boxing it would only add an allocation each.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogEntry {
+    /// The attestation (stored, or kept for the log after its builder was purged): its
+    /// leaf is made from these fields, the same as when it was accepted.
+    Attestation(AttestationRecord),
+    /// The leaf's text, as logs begun before entries were made from rows stored it.
+    Leaf(String),
 }
 
 /// A signed checkpoint as stored.

@@ -44,7 +44,6 @@ pub fn submission(n: u8) -> Submission {
             signature: key.sign("x"),
             drv_path: None,
             output_name: None,
-            log_entry: format!("test entry {n}\n"),
         }],
         submitted_at: i64::from(n),
     }

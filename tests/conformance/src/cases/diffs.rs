@@ -79,7 +79,7 @@ pub fn an_uploaded_report_is_listed_and_downloaded(ctx: &Ctx) -> TestResult {
     ensure_eq!(list, vec![info.clone()], "the list");
     // The report comes back byte for byte.
     let (status, content_type, bytes) = ctx.get_bytes(&url)?;
-    ensure_eq!(status, 200, "GET {url}");
+    ensure_eq!(status, 200, "GET {url}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(500)]));
     ensure_eq!(content_type, "application/gzip", "content type");
     ensure!(bytes == report.gz, "the downloaded report differs from the uploaded one");
     // Another path's id, an unknown id, a bad id.
@@ -113,7 +113,7 @@ pub fn a_large_report_is_stored_in_pieces(ctx: &Ctx) -> TestResult {
     r.expect(201)?;
     let url = r.json()?["url"].as_str().ok_or("no url")?.to_owned();
     let (status, _, bytes) = ctx.get_bytes(&url)?;
-    ensure_eq!(status, 200, "GET {url}");
+    ensure_eq!(status, 200, "GET {url}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(500)]));
     ensure_eq!(bytes.len(), report.gz.len(), "downloaded size");
     ensure!(bytes == report.gz, "the pieces came back in another order or changed");
     Ok(())
