@@ -38,6 +38,25 @@ macro_rules! log_maxima {
     };
 }
 
+/// `Dialect::backfill_log`, given the column that names a row (SQLite's `rowid`,
+/// PostgreSQL's `ctid`) and the alias PostgreSQL wants on a subquery.
+macro_rules! backfill_log {
+    ($row:literal, $alias:literal) => {
+        concat!(
+            "UPDATE attestations SET log_index = b.base + r.n - 1 FROM (SELECT ",
+            $row,
+            " AS id, ROW_NUMBER() OVER (ORDER BY submitted_at, hash_part, output_path, builder, nar_hash) AS n \
+             FROM attestations WHERE log_index IS NULL) AS r, (SELECT COALESCE(MAX(m), -1) + 1 AS base FROM (",
+            log_maxima!(),
+            ")",
+            $alias,
+            ") AS b WHERE attestations.",
+            $row,
+            " = r.id"
+        )
+    };
+}
+
 pub const HEALTH: &str = "SELECT 1";
 
 // Builders, keys and tokens.
@@ -231,16 +250,7 @@ pub const SQLITE: Dialect = Dialect {
     insert_log_hashes: "INSERT INTO log_hashes (idx, hash) SELECT value ->> 0, value ->> 1 FROM json_each($1) \
         WHERE true ON CONFLICT (idx) DO NOTHING",
     log_hashes_at: "SELECT h.idx, h.hash FROM json_each($1) AS j CROSS JOIN log_hashes AS h WHERE h.idx = j.value",
-    backfill_log: concat!(
-        "UPDATE attestations SET log_index = b.base + r.n - 1 \
-        FROM (SELECT rowid AS id, \
-                     ROW_NUMBER() OVER (ORDER BY submitted_at, hash_part, output_path, builder, nar_hash) AS n \
-              FROM attestations WHERE log_index IS NULL) AS r, \
-             (SELECT COALESCE(MAX(m), -1) + 1 AS base FROM (",
-        log_maxima!(),
-        ")) AS b \
-        WHERE attestations.rowid = r.id"
-    ),
+    backfill_log: backfill_log!("rowid", ""),
 };
 
 pub const POSTGRES: Dialect = Dialect {
@@ -278,16 +288,7 @@ pub const POSTGRES: Dialect = Dialect {
         ON CONFLICT (idx) DO NOTHING",
     log_hashes_at: "SELECT h.idx, h.hash FROM json_array_elements_text($1::json) AS j (i) \
         JOIN log_hashes AS h ON h.idx = j.i::bigint",
-    backfill_log: concat!(
-        "UPDATE attestations SET log_index = b.base + r.n - 1 \
-        FROM (SELECT ctid AS id, \
-                     ROW_NUMBER() OVER (ORDER BY submitted_at, hash_part, output_path, builder, nar_hash) AS n \
-              FROM attestations WHERE log_index IS NULL) AS r, \
-             (SELECT COALESCE(MAX(m), -1) + 1 AS base FROM (",
-        log_maxima!(),
-        ") AS maxima) AS b \
-        WHERE attestations.ctid = r.id"
-    ),
+    backfill_log: backfill_log!("ctid", " AS maxima"),
 };
 
 #[cfg(test)]
