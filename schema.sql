@@ -185,7 +185,8 @@ CREATE TABLE IF NOT EXISTS diff_chunks (
 -- gapless, in acceptance order. Its row is its entry: the server makes the entry's
 -- canonical text (docs/formats.md) from the row's fields, so the log costs ingest one
 -- index entry per attestation.
-CREATE INDEX IF NOT EXISTS attestations_by_log_index ON attestations (log_index) WHERE log_index IS NOT NULL;
+-- Unique: a numbering fault fails the insert instead of silently changing an entry.
+CREATE UNIQUE INDEX IF NOT EXISTS attestations_by_log_index ON attestations (log_index) WHERE log_index IS NOT NULL;
 
 -- A purge removes a builder's attestations from every query, but the log cannot forget:
 -- the logged ones move here (the same columns), from where their entries are still read.

@@ -188,7 +188,11 @@ impl<E: Executor> Storage for SqlStorage<E> {
         }
         let n = Param::Text(name.as_str());
         let statements: Vec<Statement> = if purge {
-            sql::PURGE.iter().map(|s| Statement::new(s, vec![n])).collect()
+            // Moving the builder's logged rows must not race an append of its own
+            // (PostgreSQL): an attestation stored between the copy and the delete would
+            // leave the log with a hole. Appenders take the same lock.
+            let lock = self.exec.dialect().lock_log.map(|l| Statement::new(l, vec![]));
+            lock.into_iter().chain(sql::PURGE.iter().map(|s| Statement::new(s, vec![n]))).collect()
         } else {
             vec![
                 Statement::new(sql::DELETE_TOKENS, vec![n]),

@@ -53,14 +53,13 @@ async fn verify_offloaded(
     let owner = builder.clone();
     cpu_bound(req.outputs.len(), move || {
         let s = verify(&owner, req, now)?;
-        let hashes = s
-            .attestations
-            .iter()
-            .map(|a| {
-                let hash = nhc_tlog::leaf_hash(&crate::service::log::leaf(&s.builder, a, s.submitted_at));
-                ((a.output_path.clone(), a.nar_hash), nhc_tlog::hash_hex(&hash))
-            })
-            .collect();
+        // Of two outputs with one path and hash, storage keeps the first: so do receipts.
+        let mut hashes = LeafHashes::new();
+        for a in &s.attestations {
+            hashes.entry((a.output_path.clone(), a.nar_hash)).or_insert_with(|| {
+                nhc_tlog::hash_hex(&nhc_tlog::leaf_hash(&crate::service::log::leaf(&s.builder, a, s.submitted_at)))
+            });
+        }
         Ok((s, hashes))
     })
     .await?
@@ -217,6 +216,26 @@ mod tests {
             references,
             signature,
         }
+    }
+
+    /// Two outputs with one path and hash (a different size, both signed): storage keeps
+    /// the first, and the receipt's leaf hash is the first one's, not the last one's.
+    #[test]
+    fn a_repeated_output_gets_the_receipt_of_the_first() {
+        let k = key("k1", 1);
+        let b = builder(&[&k]);
+        let path = format!("/nix/store/{}-twice", "a".repeat(32));
+        let req =
+            SubmitRequest { drv_path: None, outputs: vec![output(&k, None, &path, 10), output(&k, None, &path, 11)] };
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let (s, hashes) = rt.block_on(verify_offloaded(&b, req, 7)).unwrap();
+        let first =
+            nhc_tlog::hash_hex(&nhc_tlog::leaf_hash(&crate::service::log::leaf(&s.builder, &s.attestations[0], 7)));
+        let last =
+            nhc_tlog::hash_hex(&nhc_tlog::leaf_hash(&crate::service::log::leaf(&s.builder, &s.attestations[1], 7)));
+        assert_ne!(first, last);
+        assert_eq!(hashes.len(), 1);
+        assert_eq!(hashes.values().next(), Some(&first));
     }
 
     /// A large submission's signatures are checked on another thread: the first poll
