@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use nhc_storage::{LogAppend, LogCheckpoint, LogEntry, StoreError, StoreResult, MAX_LOG_READ};
+use nhc_storage::{
+    LogAppend, LogCheckpoint, LogEntry, StoreError, StoreResult, MAX_LOG_ENTRIES_READ, MAX_LOG_READ,
+    MAX_LOG_READ_REFERENCE_BYTES,
+};
 
 use crate::batch::json_arrays;
 use crate::exec::{Executor, Param, Statement};
@@ -23,20 +26,43 @@ impl<E: Executor> SqlStorage<E> {
     }
 
     pub(crate) async fn entries(&self, from: u64, to: u64) -> StoreResult<Vec<(u64, LogEntry)>> {
-        let to = to.min(from.saturating_add(MAX_LOG_READ as u64));
+        let to = to.min(from.saturating_add(MAX_LOG_ENTRIES_READ));
         let range = [Param::Int(to_i64(from)?), Param::Int(to_i64(to)?)];
         let index = |i: i64| u64::try_from(i).map_err(|e| StoreError::Internal(e.to_string()));
-        let mut out = BTreeMap::new();
-        for row in self.executor().query(sql::LOG_ATTESTATIONS, &range).await? {
+        // Each row with its references when short: a bundle's worth of short lists is
+        // bounded; a long list is read alone below, as far as the budget goes.
+        let inline = (MAX_LOG_READ_REFERENCE_BYTES as u64 / MAX_LOG_ENTRIES_READ) as i64;
+        let mut found: BTreeMap<u64, (LogEntry, usize)> = BTreeMap::new();
+        let params = [range[0], range[1], Param::Int(inline)];
+        for mut row in self.executor().query(sql::LOG_ATTESTATIONS, &params).await? {
+            let len = usize::try_from(row.int(10)?).map_err(|e| StoreError::Internal(e.to_string()))?;
             let a = rows::attestation(row)?;
             let i = a.log_index.ok_or_else(|| StoreError::Internal("a logged attestation without its index".into()))?;
-            out.insert(i, LogEntry::Attestation(a));
+            found.insert(i, (LogEntry::Attestation(a), len));
         }
         // A leaf stored as text is what was hashed then: it wins over the row.
         for mut r in self.executor().query(sql::LOG_ENTRIES, &range).await? {
-            out.insert(index(r.int(0)?)?, LogEntry::Leaf(r.text(1)?));
+            let leaf = r.text(1)?;
+            let len = leaf.len();
+            found.insert(index(r.int(0)?)?, (LogEntry::Leaf(leaf), len));
         }
-        Ok(out.into_iter().collect())
+        let mut out = Vec::with_capacity(found.len());
+        let mut bytes = 0usize;
+        for (i, (mut entry, len)) in found {
+            bytes = bytes.saturating_add(len);
+            if bytes > MAX_LOG_READ_REFERENCE_BYTES && !out.is_empty() {
+                break;
+            }
+            if let LogEntry::Attestation(a) = &mut entry {
+                if len as i64 > inline {
+                    let mut rows = self.executor().query(sql::LOG_REFERENCES, &[Param::Int(to_i64(i)?)]).await?;
+                    let mut r = rows.pop().ok_or_else(|| StoreError::Internal(format!("log entry {i} vanished")))?;
+                    a.references = rows::references(&r.text(0)?)?;
+                }
+            }
+            out.push((i, entry));
+        }
+        Ok(out)
     }
 
     pub(crate) async fn hashes(&self, indexes: &[u64]) -> StoreResult<Vec<(u64, [u8; 32])>> {

@@ -32,11 +32,16 @@ pub fn attestation(mut r: Row) -> StoreResult<AttestationRecord> {
         output_path: parse(&r.text(3)?, StorePath::parse)?,
         nar_hash: parse(&r.text(4)?, NarHash::parse)?,
         nar_size: u64::try_from(r.int(5)?).map_err(corrupt)?,
-        references: parse(&r.text(6)?, References::from_space_separated)?,
+        references: references(&r.text(6)?)?,
         signature: parse(&r.text(7)?, Signature::parse)?,
         submitted_at: r.int(8)?,
         log_index: r.opt_int(9)?.map(|i| u64::try_from(i).map_err(corrupt)).transpose()?,
     })
+}
+
+/// A `refs` column's references.
+pub fn references(refs: &str) -> StoreResult<References> {
+    parse(refs, References::from_space_separated)
 }
 
 pub fn attestations(rows: Vec<Row>) -> StoreResult<Vec<AttestationRecord>> {

@@ -154,15 +154,28 @@ pub const LOG_LATEST_CHECKPOINT: &str =
 /// `$1..$2` (end exclusive). Columns: idx, leaf. Only logs begun before entries were
 /// rebuilt from the attestations' rows have any.
 pub const LOG_ENTRIES: &str = "SELECT idx, leaf FROM log_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx";
+/// The columns of `attestation_columns!()`, but `refs` only when it is at most `$3` bytes
+/// long (else empty), then the length of `refs`.
+macro_rules! log_attestation_columns {
+    () => {
+        "builder, drv_path, output_name, output_path, nar_hash, nar_size, \
+         CASE WHEN length(refs) <= $3 THEN refs ELSE '' END, signature, submitted_at, log_index, \
+         CAST(length(refs) AS BIGINT)"
+    };
+}
 /// `$1..$2` (end exclusive): the attestations at those log indexes, stored or purged, in
-/// no particular order. Columns: `attestation_columns!()`.
+/// no particular order, their references only when at most `$3` bytes (a longer list is
+/// read alone, [`LOG_REFERENCES`]). Columns: `log_attestation_columns!()`.
 pub const LOG_ATTESTATIONS: &str = concat!(
     "SELECT ",
-    attestation_columns!(),
+    log_attestation_columns!(),
     " FROM attestations WHERE log_index >= $1 AND log_index < $2 UNION ALL SELECT ",
-    attestation_columns!(),
+    log_attestation_columns!(),
     " FROM log_purged WHERE log_index >= $1 AND log_index < $2"
 );
+/// `$1`: a log index. Columns: refs of the attestation there, stored or purged.
+pub const LOG_REFERENCES: &str =
+    "SELECT refs FROM attestations WHERE log_index = $1 UNION ALL SELECT refs FROM log_purged WHERE log_index = $1";
 /// `$1` size, `$2` root (hex), `$3` note, `$4` created_at; a row when stored.
 pub const INSERT_LOG_CHECKPOINT: &str = "INSERT INTO log_checkpoints (size, root, note, created_at) \
     VALUES ($1, $2, $3, $4) ON CONFLICT (size) DO NOTHING RETURNING size";

@@ -71,6 +71,45 @@ async fn purge_keeps_the_log(url: &str) {
     assert!(store.attestations_of_path(&p, None, 10).await.expect("path").is_empty());
 }
 
+/// Rows with long reference lists come back whole, by reads that stop before the
+/// references of one read pass `MAX_LOG_READ_REFERENCE_BYTES` (after the first entry).
+async fn long_references_are_read_in_bounded_pieces(url: &str) {
+    use nhc_core::fingerprint::References;
+    use nhc_core::StorePath;
+    use nhc_storage::{MAX_LOG_ENTRIES_READ, MAX_LOG_READ_REFERENCE_BYTES};
+    let store = store(url).await;
+    // Three lists of 6 MiB: the first two fit one read, the third does not.
+    let per_list = 6 * 1024 * 1024 / 46;
+    let refs = |k: usize| {
+        let paths = (0..per_list).map(|i| StorePath::parse(&format!("/nix/store/{:032}-r{k}", i)).unwrap()).collect();
+        References::new(paths).unwrap()
+    };
+    for (n, k) in [(1u8, Some(1)), (2, None), (3, Some(2)), (4, Some(3))] {
+        let mut s = submission(n);
+        if let Some(k) = k {
+            s.attestations[0].references = refs(k);
+        }
+        store.insert_attestations(s).await.expect("insert");
+    }
+    let lens = |e: &[(u64, LogEntry)]| -> Vec<(u64, usize)> {
+        e.iter()
+            .map(|(i, e)| match e {
+                LogEntry::Attestation(a) => (*i, a.references.as_slice().len()),
+                LogEntry::Leaf(_) => (*i, usize::MAX),
+            })
+            .collect()
+    };
+    let first = store.log_entries(0, MAX_LOG_ENTRIES_READ).await.unwrap();
+    assert_eq!(lens(&first), [(0, per_list), (1, 0), (2, per_list)]);
+    assert!(2 * per_list * 46 <= MAX_LOG_READ_REFERENCE_BYTES);
+    let rest = store.log_entries(3, MAX_LOG_ENTRIES_READ).await.unwrap();
+    assert_eq!(lens(&rest), [(3, per_list)]);
+    match &rest[0].1 {
+        LogEntry::Attestation(a) => assert_eq!(a.references, refs(3)),
+        LogEntry::Leaf(_) => panic!("a row was expected"),
+    }
+}
+
 /// `SCHEMA` as it was before the log: no `log_index`, no log tables.
 fn schema_before_the_log() -> String {
     let cut = SCHEMA.find("-- The transparency log").expect("the log's part of schema.sql");
@@ -154,6 +193,7 @@ fn sqlite_url(dir: &std::path::Path, name: &str) -> String {
 async fn sqlite() {
     let dir = tempfile::tempdir().unwrap();
     purge_keeps_the_log(&sqlite_url(dir.path(), "purge.db")).await;
+    long_references_are_read_in_bounded_pieces(&sqlite_url(dir.path(), "long.db")).await;
     upgrades(&sqlite_url(dir.path(), "old.db")).await;
     first_log_keeps_its_text(&sqlite_url(dir.path(), "first-log.db")).await;
 }
@@ -197,6 +237,8 @@ async fn postgres() {
     };
     let db = PgDatabase::new(&admin, "nhc_log_rows_purge");
     purge_keeps_the_log(&db.url).await;
+    let db = PgDatabase::new(&admin, "nhc_log_rows_long");
+    long_references_are_read_in_bounded_pieces(&db.url).await;
     let db = PgDatabase::new(&admin, "nhc_log_rows_old");
     upgrades(&db.url).await;
     let db = PgDatabase::new(&admin, "nhc_log_rows_first");

@@ -103,22 +103,28 @@ pub async fn step(state: &AppState, signer: &LogSigner) -> Result<Step, ApiError
     let store = &state.store;
     let latest = store.log_latest_checkpoint().await?;
     let old = latest.as_ref().map_or(0, |c| c.size);
-    let entries = store.log_entries(old, old + MAX_SEQUENCE_BATCH).await?;
-    // Entries are gapless when committed; a gap here would be a bug or a hand edit:
-    // take the contiguous prefix only, and say so.
-    let contiguous = entries.iter().enumerate().take_while(|(i, (idx, _))| *idx == old + *i as u64).count();
-    if contiguous < entries.len() {
-        tracing::error!(
-            after = old,
-            "transparency log: entry {} is missing; sequencing stops before it",
-            old + contiguous as u64
-        );
+    // Read by bounded pieces, each leaf hashed as it comes. Entries are gapless when
+    // committed; a gap here would be a bug or a hand edit: stop before it, and say so.
+    let end = old + MAX_SEQUENCE_BATCH;
+    let mut leaves: Vec<Hash> = Vec::new();
+    let mut next = old;
+    'read: while next < end {
+        let entries = store.log_entries(next, end).await?;
+        if entries.is_empty() {
+            break;
+        }
+        for (i, entry) in entries {
+            if i != next {
+                tracing::error!(after = old, "transparency log: entry {next} is missing; sequencing stops before it");
+                break 'read;
+            }
+            leaves.push(leaf_hash(&entry_leaf(entry)));
+            next += 1;
+        }
     }
-    if contiguous == 0 && latest.is_some() {
+    if leaves.is_empty() && latest.is_some() {
         return Ok(Step { size: old, added: 0 });
     }
-    let leaves: Vec<Hash> =
-        entries.into_iter().take(contiguous).map(|(_, entry)| leaf_hash(&entry_leaf(entry))).collect();
     let want = frontier_indexes(old);
     let found = store.log_hashes(&want).await?;
     let frontier = want
@@ -211,11 +217,23 @@ pub async fn read(state: &AppState, path: &str) -> Result<LogObject, ApiError> {
                 return Err(ApiError::NotFound(format!("{path} is past the log's latest checkpoint (size {size})")));
             }
             if let Some(range) = tile.entry_range() {
-                let entries = state.store.log_entries(range.start, range.end).await?;
-                if entries.len() as u64 != range.end - range.start {
-                    return Err(internal(format!("entries {range:?} are missing")));
+                // Leaves are at most 64 KiB each; the rows behind them may be larger, so
+                // they are read by bounded pieces and made into leaves as they come.
+                let mut leaves: Vec<Vec<u8>> = Vec::new();
+                let mut next = range.start;
+                while next < range.end {
+                    let entries = state.store.log_entries(next, range.end).await?;
+                    if entries.first().is_none_or(|(i, _)| *i != next) {
+                        return Err(internal(format!("entry {next} of bundle {range:?} is missing")));
+                    }
+                    for (i, entry) in entries {
+                        if i != next {
+                            break;
+                        }
+                        leaves.push(entry_leaf(entry));
+                        next += 1;
+                    }
                 }
-                let leaves: Vec<Vec<u8>> = entries.into_iter().map(|(_, e)| entry_leaf(e)).collect();
                 nhc_tlog::encode_bundle(leaves.iter().map(Vec::as_slice)).map_err(internal)?
             } else {
                 let indexes =

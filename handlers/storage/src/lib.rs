@@ -16,7 +16,9 @@ pub use jobsets::{
     status_bit, status_mask, EvaluationItemRow, EvaluationRecord, ItemQuery, JobsetRecord, JobsetTokenRecord,
     NewEvaluation, NewEvaluationItem, PutOutcome, ALL_STATUSES,
 };
-pub use log::{LogAppend, LogCheckpoint, LogEntry, LogPosition, MAX_LOG_READ};
+pub use log::{
+    LogAppend, LogCheckpoint, LogEntry, LogPosition, MAX_LOG_ENTRIES_READ, MAX_LOG_READ, MAX_LOG_READ_REFERENCE_BYTES,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -353,7 +355,9 @@ pub trait Storage: Send + Sync + 'static {
     /// The checkpoint of the largest tree stored, if any.
     async fn log_latest_checkpoint(&self) -> StoreResult<Option<LogCheckpoint>>;
 
-    /// The entries at indexes `from..to` that exist, in order; at most [`MAX_LOG_READ`].
+    /// The entries at indexes `from..to` that exist, in order, as far as one read goes:
+    /// at most [`MAX_LOG_ENTRIES_READ`] and [`MAX_LOG_READ_REFERENCE_BYTES`] of references
+    /// (at least one entry when one exists). Callers read on from the last one returned.
     async fn log_entries(&self, from: u64, to: u64) -> StoreResult<Vec<(u64, LogEntry)>>;
 
     /// The stored hashes at these indexes (the Go sumdb layout, see `nhc-tlog`), as

@@ -8,6 +8,12 @@ use crate::AttestationRecord;
 
 /// The most entries or hashes one log read returns: a sequencing step, or a tile (256).
 pub const MAX_LOG_READ: usize = 8192;
+/// The most entries one read of entries returns: an entry bundle's worth.
+pub const MAX_LOG_ENTRIES_READ: u64 = 256;
+/// The most bytes of references one read of entries returns, unless its first entry alone
+/// has more (a row holds at most a request's worth): a builder's long reference lists
+/// cannot make one public read of a bundle, or a sequencing step, hold more than this.
+pub const MAX_LOG_READ_REFERENCE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Where the log put one stored attestation.
 #[derive(Debug, Clone, PartialEq, Eq)]
