@@ -33,6 +33,11 @@ const ADD_LOG_INDEX: &str = "ALTER TABLE attestations ADD COLUMN log_index BIGIN
 const POSTGRES_ADD_LOG_INDEX: &str = "ALTER TABLE IF EXISTS attestations ADD COLUMN IF NOT EXISTS log_index BIGINT";
 /// The columns of `attestations`, none when there is no such table yet.
 const SQLITE_ATTESTATION_COLUMNS: &str = "SELECT name FROM pragma_table_info('attestations')";
+/// Set once the attestations stored before the log existed were appended: finding
+/// them scans the whole table, which must not happen at every start.
+const LOG_BACKFILLED: &str = "SELECT value FROM schema_meta WHERE key = 'log_backfilled'";
+const MARK_LOG_BACKFILLED: &str =
+    "INSERT INTO schema_meta (key, value) VALUES ('log_backfilled', '1') ON CONFLICT (key) DO NOTHING";
 
 /// The storage on SQLite or PostgreSQL: the SQL storage over sqlx.
 pub type SqlStore = SqlStorage<Sqlx>;
@@ -146,7 +151,8 @@ impl Sqlx {
 
     /// Adds the columns that databases made by older versions lack (`CREATE TABLE IF
     /// NOT EXISTS` does not add them), applies `schema.sql`, and appends attestations
-    /// stored before the transparency log existed to the log. Idempotent.
+    /// stored before the transparency log existed to the log (once: `schema_meta`
+    /// remembers it). Idempotent.
     pub async fn migrate(&self) -> Result<(), ConnectError> {
         let backfilled = match &self.pool.pool {
             Pool::Sqlite(lite) => {
@@ -161,9 +167,19 @@ impl Sqlx {
                 }
                 sqlx::raw_sql(SCHEMA).execute(&mut *conn).await.map_err(ConnectError::migrate)?;
                 let mut tx = conn.begin_with(SQLITE.begin_write).await.map_err(ConnectError::migrate)?;
-                let n = sqlx::query(SQLITE.backfill_log).execute(&mut *tx).await.map_err(ConnectError::migrate)?;
+                let done: Option<(String,)> =
+                    sqlx::query_as(LOG_BACKFILLED).fetch_optional(&mut *tx).await.map_err(ConnectError::migrate)?;
+                let mut n = 0;
+                if done.is_none() {
+                    n = sqlx::query(SQLITE.backfill_log)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(ConnectError::migrate)?
+                        .rows_affected();
+                    sqlx::query(MARK_LOG_BACKFILLED).execute(&mut *tx).await.map_err(ConnectError::migrate)?;
+                }
                 tx.commit().await.map_err(ConnectError::migrate)?;
-                n.rows_affected()
+                n
             }
             Pool::Postgres(p) => {
                 sqlx::raw_sql(POSTGRES_ADD_LOG_INDEX).execute(p).await.map_err(ConnectError::migrate)?;
@@ -173,9 +189,19 @@ impl Sqlx {
                 if let Some(lock) = POSTGRES.lock_log {
                     sqlx::query(lock).execute(&mut *tx).await.map_err(ConnectError::migrate)?;
                 }
-                let n = sqlx::query(POSTGRES.backfill_log).execute(&mut *tx).await.map_err(ConnectError::migrate)?;
+                let done: Option<(String,)> =
+                    sqlx::query_as(LOG_BACKFILLED).fetch_optional(&mut *tx).await.map_err(ConnectError::migrate)?;
+                let mut n = 0;
+                if done.is_none() {
+                    n = sqlx::query(POSTGRES.backfill_log)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(ConnectError::migrate)?
+                        .rows_affected();
+                    sqlx::query(MARK_LOG_BACKFILLED).execute(&mut *tx).await.map_err(ConnectError::migrate)?;
+                }
                 tx.commit().await.map_err(ConnectError::migrate)?;
-                n.rows_affected()
+                n
             }
         };
         if backfilled > 0 {
