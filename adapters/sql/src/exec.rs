@@ -107,6 +107,14 @@ pub trait Executor: Send + Sync + 'static {
         None
     }
 
+    /// A read of many rows (hundreds: a log entry bundle, a page of paths). The same
+    /// rows as [`Executor::query`]; an executor may have a cheaper way for many rows
+    /// (the sqlx executor on SQLite reads them from the raw handle off the async
+    /// threads, where sqlx sends every row through a channel). The default is `query`.
+    async fn query_many(&self, sql: &'static str, params: &[Param<'_>]) -> StoreResult<Vec<Row>> {
+        self.query(sql, params).await
+    }
+
     /// Stores a verified submission. The default is one transaction per submission;
     /// the sqlx executor hands it to its group-commit writer instead, which calls
     /// [`crate::insert_submissions`] for many at once.

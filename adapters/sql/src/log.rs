@@ -34,14 +34,14 @@ impl<E: Executor> SqlStorage<E> {
         let inline = (MAX_LOG_READ_REFERENCE_BYTES as u64 / MAX_LOG_ENTRIES_READ) as i64;
         let mut found: BTreeMap<u64, (LogEntry, usize)> = BTreeMap::new();
         let params = [range[0], range[1], Param::Int(inline)];
-        for mut row in self.executor().query(sql::LOG_ATTESTATIONS, &params).await? {
+        for mut row in self.executor().query_many(sql::LOG_ATTESTATIONS, &params).await? {
             let len = usize::try_from(row.int(10)?).map_err(|e| StoreError::Internal(e.to_string()))?;
             let a = rows::attestation(row)?;
             let i = a.log_index.ok_or_else(|| StoreError::Internal("a logged attestation without its index".into()))?;
             found.insert(i, (LogEntry::Attestation(a), len));
         }
         // A leaf stored as text is what was hashed then: it wins over the row.
-        for mut r in self.executor().query(sql::LOG_ENTRIES, &range).await? {
+        for mut r in self.executor().query_many(sql::LOG_ENTRIES, &range).await? {
             let leaf = r.text(1)?;
             let len = leaf.len();
             found.insert(index(r.int(0)?)?, (LogEntry::Leaf(leaf), len));
@@ -72,7 +72,9 @@ impl<E: Executor> SqlStorage<E> {
         let ints = indexes.iter().map(|&i| to_i64(i)).collect::<StoreResult<Vec<i64>>>()?;
         let mut out = Vec::with_capacity(indexes.len());
         for list in json_arrays(&ints, self.executor().max_param_bytes())? {
-            for mut r in self.executor().query(self.executor().dialect().log_hashes_at, &[Param::Text(&list)]).await? {
+            for mut r in
+                self.executor().query_many(self.executor().dialect().log_hashes_at, &[Param::Text(&list)]).await?
+            {
                 let idx = u64::try_from(r.int(0)?).map_err(|e| StoreError::Internal(e.to_string()))?;
                 out.push((idx, rows::hash_hex(&r.text(1)?)?));
             }

@@ -68,6 +68,13 @@ impl Executor for PoolExecutor {
         })
     }
 
+    async fn query_many(&self, sql: &'static str, params: &[Param<'_>]) -> StoreResult<Vec<Row>> {
+        match &self.pool {
+            Pool::Sqlite(lite) => crate::native::query(lite, sql, params).await,
+            Pool::Postgres(_) => self.query(sql, params).await,
+        }
+    }
+
     async fn native_vote_counts(
         &self,
         paths: &[&nhc_core::StorePath],

@@ -252,6 +252,10 @@ impl Executor for Sqlx {
         self.pool.query(sql, params).await
     }
 
+    async fn query_many(&self, sql: &'static str, params: &[Param<'_>]) -> StoreResult<Vec<Row>> {
+        self.pool.query_many(sql, params).await
+    }
+
     async fn transaction(&self, statements: &[Statement<'_>]) -> StoreResult<Vec<Vec<Row>>> {
         self.pool.transaction(statements).await
     }

@@ -1,6 +1,7 @@
-//! Bulk status on SQLite without sqlx's row path: one prepared statement, a
-//! primary-key search per path, run on a blocking thread with the connection's raw
-//! handle, counting each path's votes from SQLite's own buffers.
+//! Reads of many rows on SQLite without sqlx's row path, run on a blocking thread
+//! with the connection's raw handle: bulk status (one prepared statement, a
+//! primary-key search per path, each path's votes counted from SQLite's own
+//! buffers) and `Executor::query_many` (the log's entry bundles and sequencing).
 //!
 //! Through sqlx every value of every row was copied (`sqlite3_value_dup`), sent from
 //! the connection's worker thread to the async task through a channel and decoded:
@@ -13,38 +14,160 @@ use std::ptr;
 
 use libsqlite3_sys as ffi;
 use nhc_core::StorePath;
+use nhc_sql::{Param, Row, Value};
 use nhc_storage::{StoreError, StoreResult, VoteCounts};
 
 use crate::error::store_error;
 use crate::lite::LitePool;
 
 /// The votes of one path: its primary-key range (`hash_part`, `output_path`, ...).
-const VOTES_OF_PATH: &CStr = c"SELECT builder, nar_hash FROM attestations WHERE hash_part = ?1 AND output_path = ?2";
+const VOTES_OF_PATH: &str = "SELECT builder, nar_hash FROM attestations WHERE hash_part = ?1 AND output_path = ?2";
 
 /// The counts of each of `paths`, in order, on a connection of `pool`.
 pub(crate) async fn vote_counts(pool: &LitePool, paths: &[&StorePath]) -> StoreResult<Vec<VoteCounts>> {
     let paths: Vec<StorePath> = paths.iter().map(|p| (*p).clone()).collect();
+    // SAFETY: `count` finalizes what it prepares.
+    on_raw_handle(pool, "the status lookup", move |db| unsafe { count(db, &paths) }).await
+}
+
+/// The rows of `sql` (one statement, `$n` parameters), as `Executor::query` returns
+/// them, read on the raw handle: every value is copied once, into the row.
+pub(crate) async fn query(pool: &LitePool, sql: &'static str, params: &[Param<'_>]) -> StoreResult<Vec<Row>> {
+    let params: Vec<OwnedParam> = params
+        .iter()
+        .map(|p| match *p {
+            Param::Text(s) => OwnedParam::Text(s.to_owned()),
+            Param::Int(n) => OwnedParam::Int(n),
+        })
+        .collect();
+    // SAFETY: `rows` finalizes what it prepares.
+    on_raw_handle(pool, "a read", move |db| unsafe { rows(db, sql, &params) }).await
+}
+
+enum OwnedParam {
+    Text(String),
+    Int(i64),
+}
+
+/// Runs `job` on a blocking thread with the raw handle of a connection of `pool`
+/// (the connection's own worker thread waits meanwhile).
+async fn on_raw_handle<T: Send + 'static>(
+    pool: &LitePool,
+    what: &'static str,
+    job: impl FnOnce(*mut ffi::sqlite3) -> StoreResult<T> + Send + 'static,
+) -> StoreResult<T> {
     let mut loan = pool.acquire().await.map_err(store_error)?;
     let mut conn = loan.take().ok_or_else(|| StoreError::Internal("a pooled connection is missing".into()))?;
     let runtime = tokio::runtime::Handle::current();
-    let job = tokio::task::spawn_blocking(move || {
-        let counts = (|| {
-            // The worker thread of the connection waits while the handle is locked.
+    let task = tokio::task::spawn_blocking(move || {
+        let result = (|| {
             let mut handle = runtime.block_on(conn.lock_handle()).map_err(store_error)?;
-            let db = handle.as_raw_handle().as_ptr();
-            // SAFETY: `db` is the open connection, locked for this thread alone until
-            // `handle` drops; `count` finalizes what it prepares.
-            unsafe { count(db, &paths) }
+            // The handle is locked for this thread alone until `handle` drops.
+            job(handle.as_raw_handle().as_ptr())
         })();
-        (conn, counts)
+        (conn, result)
     });
-    match job.await {
-        Ok((conn, counts)) => {
+    match task.await {
+        Ok((conn, result)) => {
             loan.put(conn);
-            counts
+            result
         }
-        Err(e) => Err(StoreError::Internal(format!("the status lookup stopped: {e}"))),
+        Err(e) => Err(StoreError::Internal(format!("{what} on SQLite stopped: {e}"))),
     }
+}
+
+/// Prepares `sql` on `db`.
+unsafe fn prepare(db: *mut ffi::sqlite3, sql: &str) -> StoreResult<Prepared> {
+    let len = c_int::try_from(sql.len()).map_err(|_| StoreError::Internal("a statement longer than 2 GiB".into()))?;
+    let mut raw = ptr::null_mut();
+    let rc = ffi::sqlite3_prepare_v2(db, sql.as_ptr().cast::<c_char>(), len, &mut raw, ptr::null_mut());
+    if rc != ffi::SQLITE_OK {
+        if !raw.is_null() {
+            ffi::sqlite3_finalize(raw);
+        }
+        return Err(error(db, rc));
+    }
+    if raw.is_null() {
+        return Err(StoreError::Internal("an empty statement".into()));
+    }
+    Ok(Prepared(raw))
+}
+
+/// Binds `params` to the statement's parameters: `$n` (and `?n`) is `params[n - 1]`,
+/// whatever order the text names them in (SQLite numbers named parameters by first
+/// appearance), a bare `?` the next one.
+unsafe fn bind_all(db: *mut ffi::sqlite3, stmt: *mut ffi::sqlite3_stmt, params: &[OwnedParam]) -> StoreResult<()> {
+    for i in 1..=ffi::sqlite3_bind_parameter_count(stmt) {
+        let name = ffi::sqlite3_bind_parameter_name(stmt, i);
+        let n = if name.is_null() {
+            i as usize
+        } else {
+            let name = CStr::from_ptr(name).to_string_lossy();
+            name.get(1..)
+                .and_then(|d| d.parse::<usize>().ok())
+                .ok_or_else(|| StoreError::Internal(format!("parameter {name} is not numbered")))?
+        };
+        let p = n
+            .checked_sub(1)
+            .and_then(|k| params.get(k))
+            .ok_or_else(|| StoreError::Internal(format!("parameter {n} of a statement given {}", params.len())))?;
+        let rc = match p {
+            OwnedParam::Text(s) => {
+                let len =
+                    c_int::try_from(s.len()).map_err(|_| StoreError::Internal("a parameter over 2 GiB".into()))?;
+                // SQLITE_STATIC: `params` outlives the statement's use of them.
+                ffi::sqlite3_bind_text(stmt, i, s.as_ptr().cast::<c_char>(), len, ffi::SQLITE_STATIC())
+            }
+            OwnedParam::Int(v) => ffi::sqlite3_bind_int64(stmt, i, *v),
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(error(db, rc));
+        }
+    }
+    Ok(())
+}
+
+unsafe fn rows(db: *mut ffi::sqlite3, sql: &str, params: &[OwnedParam]) -> StoreResult<Vec<Row>> {
+    let stmt = prepare(db, sql)?;
+    bind_all(db, stmt.0, params)?;
+    let columns = ffi::sqlite3_column_count(stmt.0);
+    let mut out = Vec::new();
+    let result = loop {
+        match ffi::sqlite3_step(stmt.0) {
+            ffi::SQLITE_ROW => {
+                let mut row = Vec::with_capacity(columns as usize);
+                for i in 0..columns {
+                    row.push(value(stmt.0, i)?);
+                }
+                out.push(Row(row));
+            }
+            ffi::SQLITE_DONE => break Ok(out),
+            rc => break Err(error(db, rc)),
+        }
+    };
+    // Ends the statement's read before `params` go (`stmt` finalizes on drop).
+    ffi::sqlite3_reset(stmt.0);
+    ffi::sqlite3_clear_bindings(stmt.0);
+    result
+}
+
+/// Column `i` of the current row. The schema has only TEXT and BIGINT columns; any
+/// other type is an error, as on sqlx's path.
+unsafe fn value(stmt: *mut ffi::sqlite3_stmt, i: c_int) -> StoreResult<Value> {
+    Ok(match ffi::sqlite3_column_type(stmt, i) {
+        ffi::SQLITE_NULL => Value::Null,
+        ffi::SQLITE_INTEGER => Value::Int(ffi::sqlite3_column_int64(stmt, i)),
+        ffi::SQLITE_TEXT => {
+            let text = ffi::sqlite3_column_text(stmt, i);
+            let len = ffi::sqlite3_column_bytes(stmt, i);
+            let bytes =
+                if text.is_null() || len <= 0 { &[][..] } else { std::slice::from_raw_parts(text, len as usize) };
+            let s = std::str::from_utf8(bytes)
+                .map_err(|_| StoreError::Internal(format!("column {i}: text that is not UTF-8")))?;
+            Value::Text(s.to_owned())
+        }
+        t => return Err(StoreError::Internal(format!("column {i}: a value of SQLite type {t}, not text or integer"))),
+    })
 }
 
 /// A prepared statement, finalized on drop.
@@ -95,15 +218,7 @@ unsafe fn column(stmt: *mut ffi::sqlite3_stmt, i: c_int, arena: &mut Vec<u8>) ->
 }
 
 unsafe fn count(db: *mut ffi::sqlite3, paths: &[StorePath]) -> StoreResult<Vec<VoteCounts>> {
-    let mut raw = ptr::null_mut();
-    let rc = ffi::sqlite3_prepare_v2(db, VOTES_OF_PATH.as_ptr(), -1, &mut raw, ptr::null_mut());
-    if rc != ffi::SQLITE_OK {
-        if !raw.is_null() {
-            ffi::sqlite3_finalize(raw);
-        }
-        return Err(error(db, rc));
-    }
-    let stmt = Prepared(raw);
+    let stmt = prepare(db, VOTES_OF_PATH)?;
     // One read transaction for all the paths: one snapshot, as one statement had, and
     // the WAL read lock taken once instead of once per path.
     let began = ffi::sqlite3_get_autocommit(db) != 0 && exec(db, c"BEGIN")?;

@@ -82,3 +82,40 @@ async fn native_counts_match_the_statement() {
     let (a, b, c) = tokio::join!(store.vote_counts(&asked), store.vote_counts(&asked), store.vote_counts(&asked));
     assert_eq!((a.unwrap(), b.unwrap(), c.unwrap()), (want.clone(), want.clone(), want));
 }
+
+/// `query_many` on SQLite reads rows from the raw handle: the same values as `query`
+/// (NULL, integers, text with any characters), parameters
+/// bound by their number whatever order the text names them in, errors as errors.
+#[tokio::test]
+async fn query_many_reads_what_query_reads() {
+    use nhc_sql::{Executor, Param, Value};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/nhc.db", dir.path().display());
+    let store = nhc_sqlx_store::connect(&url, &StoreOptions::default()).await.unwrap();
+    let exec = store.executor();
+    let sql = "SELECT $3 AS c, $1 + 1, NULL, 'é\"\n<x>' || $2, '' \
+               UNION ALL SELECT 'two', 0, 1, '', $2";
+    let params = [Param::Int(41), Param::Text("tail ✓"), Param::Text("third")];
+    let native = exec.query_many(sql, &params).await.unwrap();
+    assert_eq!(native, exec.query(sql, &params).await.unwrap());
+    assert_eq!(
+        native[0].0,
+        [
+            Value::Text("third".into()),
+            Value::Int(42),
+            Value::Null,
+            Value::Text("é\"\n<x>tail ✓".into()),
+            Value::Text(String::new()),
+        ]
+    );
+    assert_eq!(native.len(), 2);
+    // A statement that fails, or asks for a parameter it was not given, is an error
+    // and leaves the pool usable.
+    assert!(exec.query_many("SELECT * FROM no_such_table", &[]).await.is_err());
+    assert!(exec.query_many("SELECT $2", &[Param::Int(1)]).await.is_err());
+    assert!(exec.query_many("SELECT 1.5", &[]).await.is_err());
+    assert!(exec.query("SELECT 1.5", &[]).await.is_err());
+    for _ in 0..20 {
+        assert_eq!(exec.query_many("SELECT 7", &[]).await.unwrap()[0].0, [Value::Int(7)]);
+    }
+}
