@@ -61,14 +61,39 @@ impl LitePool {
 }
 
 impl LiteConn<'_> {
-    /// The connection itself, to move to another thread; [`LiteConn::put`] gives it
-    /// back (if it never comes back, the pool has one connection fewer).
-    pub(crate) fn take(&mut self) -> Option<SqliteConnection> {
-        self.conn.take()
+    /// The connection, to move to another thread: it goes back to the pool when the
+    /// returned value drops there, even if whoever waited for that thread went away
+    /// (a request cancelled by its client must not cost the pool a connection).
+    pub(crate) fn detach(mut self) -> Option<Detached> {
+        let conn = self.conn.take()?;
+        Some(Detached { conn: Some(conn), idle_tx: self.pool.idle_tx.clone() })
     }
+}
 
-    pub(crate) fn put(&mut self, conn: SqliteConnection) {
-        self.conn = Some(conn);
+/// A connection off its loan; back to its pool when dropped.
+pub(crate) struct Detached {
+    conn: Option<SqliteConnection>,
+    idle_tx: flume::Sender<SqliteConnection>,
+}
+
+impl Deref for Detached {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        self.conn.as_ref().expect("present until dropped")
+    }
+}
+
+impl DerefMut for Detached {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        self.conn.as_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let _ = self.idle_tx.send(conn);
+        }
     }
 }
 

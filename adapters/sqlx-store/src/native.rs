@@ -56,22 +56,18 @@ async fn on_raw_handle<T: Send + 'static>(
     what: &'static str,
     job: impl FnOnce(*mut ffi::sqlite3) -> StoreResult<T> + Send + 'static,
 ) -> StoreResult<T> {
-    let mut loan = pool.acquire().await.map_err(store_error)?;
-    let mut conn = loan.take().ok_or_else(|| StoreError::Internal("a pooled connection is missing".into()))?;
+    let loan = pool.acquire().await.map_err(store_error)?;
+    let mut conn = loan.detach().ok_or_else(|| StoreError::Internal("a pooled connection is missing".into()))?;
     let runtime = tokio::runtime::Handle::current();
+    // The connection goes back to the pool from the blocking thread when `conn` drops
+    // there, whether or not this future is still awaited.
     let task = tokio::task::spawn_blocking(move || {
-        let result = (|| {
-            let mut handle = runtime.block_on(conn.lock_handle()).map_err(store_error)?;
-            // The handle is locked for this thread alone until `handle` drops.
-            job(handle.as_raw_handle().as_ptr())
-        })();
-        (conn, result)
+        let mut handle = runtime.block_on(conn.lock_handle()).map_err(store_error)?;
+        // The handle is locked for this thread alone until `handle` drops.
+        job(handle.as_raw_handle().as_ptr())
     });
     match task.await {
-        Ok((conn, result)) => {
-            loan.put(conn);
-            result
-        }
+        Ok(result) => result,
         Err(e) => Err(StoreError::Internal(format!("{what} on SQLite stopped: {e}"))),
     }
 }

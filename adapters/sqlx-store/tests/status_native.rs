@@ -119,3 +119,34 @@ async fn query_many_reads_what_query_reads() {
         assert_eq!(exec.query_many("SELECT 7", &[]).await.unwrap()[0].0, [Value::Int(7)]);
     }
 }
+
+/// A read on the raw handle whose caller goes away (a client that disconnects) still
+/// gives its connection back: the pool of two serves reads after ten abandoned ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_reads_give_their_connection_back() {
+    use nhc_sql::{Executor, Value};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/nhc.db", dir.path().display());
+    let opts = StoreOptions {
+        max_connections: 2,
+        acquire_timeout: std::time::Duration::from_secs(2),
+        ..StoreOptions::default()
+    };
+    let store = nhc_sqlx_store::connect(&url, &opts).await.unwrap();
+    let exec = store.executor();
+    // Long enough (tens of milliseconds) to be abandoned half-way.
+    let slow = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000) \
+                SELECT count(*) FROM n";
+    let mut abandoned = 0;
+    for _ in 0..10 {
+        if tokio::time::timeout(std::time::Duration::from_millis(1), exec.query_many(slow, &[])).await.is_err() {
+            abandoned += 1;
+        }
+    }
+    assert!(abandoned > 2, "only {abandoned} reads were abandoned: the test proves nothing");
+    for _ in 0..4 {
+        let (a, b) = tokio::join!(exec.query_many(slow, &[]), exec.query_many("SELECT 1", &[]));
+        assert_eq!(a.unwrap()[0].0, [Value::Int(300000)]);
+        assert_eq!(b.unwrap()[0].0, [Value::Int(1)]);
+    }
+}
