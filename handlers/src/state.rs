@@ -33,6 +33,8 @@ pub struct AppState {
     /// Sequence the log when `/log/checkpoint` is read (the Worker, the Lambda: no
     /// background task), rather than only in a background task (nhc-server).
     pub(crate) log_sequence_on_read: bool,
+    /// Leaf hashes of the entries stored through this state, for the sequencer.
+    pub(crate) log_feed: Arc<crate::service::log::LeafFeed>,
 }
 
 impl AppState {
@@ -61,6 +63,7 @@ impl AppState {
             diff_limits: crate::api::DiffLimits::default(),
             log: None,
             log_sequence_on_read: true,
+            log_feed: Arc::default(),
         }
     }
 

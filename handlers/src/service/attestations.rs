@@ -28,20 +28,25 @@ pub async fn verify_and_store(
     check_hashes_per_path(state, &submission).await?;
     let counts = state.store.insert_attestations(submission).await?;
     tracing::debug!(builder = %builder.builder, outputs = n, stored = counts.stored, "submission");
-    let log = counts
+    let log: Vec<(LogReceipt, nhc_tlog::Hash)> = counts
         .log
         .into_iter()
         .filter_map(|p| {
-            let leaf_hash = leaf_hashes.get(&(p.output_path.clone(), p.nar_hash))?.clone();
-            Some(LogReceipt { output_path: p.output_path, nar_hash: p.nar_hash, index: p.index, leaf_hash })
+            let hash = *leaf_hashes.get(&(p.output_path.clone(), p.nar_hash))?;
+            let leaf_hash = nhc_tlog::hash_hex(&hash);
+            Some((LogReceipt { output_path: p.output_path, nar_hash: p.nar_hash, index: p.index, leaf_hash }, hash))
         })
         .collect();
+    if state.log.is_some() {
+        state.log_feed.offer(log.iter().map(|(r, h)| (r.index, *h)));
+    }
+    let log = log.into_iter().map(|(r, _)| r).collect();
     Ok(SubmitResponse { stored: counts.stored, duplicates: counts.duplicates, log })
 }
 
-/// Each attestation's leaf hash (hex), by path and NAR hash: the receipts' (storage
-/// only numbers the entries).
-type LeafHashes = HashMap<(StorePath, NarHash), String>;
+/// Each attestation's leaf hash, by path and NAR hash: the receipts' (storage only
+/// numbers the entries), and the sequencer's (`service::log::LeafFeed`).
+type LeafHashes = HashMap<(StorePath, NarHash), nhc_tlog::Hash>;
 
 /// [`verify`] and the leaf hashes, off the async threads for a large submission
 /// (offload.rs).
@@ -56,9 +61,9 @@ async fn verify_offloaded(
         // Of two outputs with one path and hash, storage keeps the first: so do receipts.
         let mut hashes = LeafHashes::new();
         for a in &s.attestations {
-            hashes.entry((a.output_path.clone(), a.nar_hash)).or_insert_with(|| {
-                nhc_tlog::hash_hex(&nhc_tlog::leaf_hash(&crate::service::log::leaf(&s.builder, a, s.submitted_at)))
-            });
+            hashes
+                .entry((a.output_path.clone(), a.nar_hash))
+                .or_insert_with(|| nhc_tlog::leaf_hash(&crate::service::log::leaf(&s.builder, a, s.submitted_at)));
         }
         Ok((s, hashes))
     })
@@ -229,10 +234,8 @@ mod tests {
             SubmitRequest { drv_path: None, outputs: vec![output(&k, None, &path, 10), output(&k, None, &path, 11)] };
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let (s, hashes) = rt.block_on(verify_offloaded(&b, req, 7)).unwrap();
-        let first =
-            nhc_tlog::hash_hex(&nhc_tlog::leaf_hash(&crate::service::log::leaf(&s.builder, &s.attestations[0], 7)));
-        let last =
-            nhc_tlog::hash_hex(&nhc_tlog::leaf_hash(&crate::service::log::leaf(&s.builder, &s.attestations[1], 7)));
+        let first = nhc_tlog::leaf_hash(&crate::service::log::leaf(&s.builder, &s.attestations[0], 7));
+        let last = nhc_tlog::leaf_hash(&crate::service::log::leaf(&s.builder, &s.attestations[1], 7));
         assert_ne!(first, last);
         assert_eq!(hashes.len(), 1);
         assert_eq!(hashes.values().next(), Some(&first));

@@ -73,6 +73,51 @@ fn entry_leaf(entry: LogEntry) -> Vec<u8> {
     }
 }
 
+/// The leaf hashes of the entries this process stored, by log index, for the
+/// sequencer: each was computed from the accepted attestation for its receipt, so the
+/// sequencer need not read the rows back and rebuild the leaves (most of its cost).
+/// The index comes from storage, after the commit, so an entry here is stored; a run
+/// of the log that is not here (another process's entries, the time before a restart,
+/// entries offered past [`LeafFeed::CAPACITY`]) is read from storage as before.
+#[derive(Debug, Default)]
+pub struct LeafFeed {
+    hashes: std::sync::Mutex<std::collections::BTreeMap<u64, Hash>>,
+}
+
+impl LeafFeed {
+    /// Entries held at most (about 3 MB), however far the sequencer falls behind.
+    pub const CAPACITY: usize = 1 << 16;
+
+    /// Holds these entries' hashes until the sequencer takes them; past the capacity
+    /// the rest are left to be read from storage.
+    pub fn offer(&self, entries: impl IntoIterator<Item = (u64, Hash)>) {
+        let Ok(mut held) = self.hashes.lock() else { return };
+        for (index, hash) in entries {
+            if held.len() >= Self::CAPACITY {
+                break;
+            }
+            held.insert(index, hash);
+        }
+    }
+
+    /// The hashes of entries `from`, `from + 1`, … as far as they are held without a
+    /// gap (at most `max`), taken out; entries before `from` (sequenced already, from
+    /// storage or by another process) are dropped.
+    pub fn take_run(&self, from: u64, max: u64) -> Vec<Hash> {
+        let Ok(mut held) = self.hashes.lock() else { return Vec::new() };
+        let rest = held.split_off(&from);
+        *held = rest;
+        let mut run = Vec::new();
+        while (run.len() as u64) < max {
+            match held.remove(&(from + run.len() as u64)) {
+                Some(h) => run.push(h),
+                None => break,
+            }
+        }
+        run
+    }
+}
+
 /// Steps one read of `/log/checkpoint` may take where the log is sequenced on read
 /// (the Worker, the Lambda): 4 × 4,096 entries, a bounded amount of work per request.
 pub const MAX_STEPS_ON_READ: u32 = 4;
@@ -106,8 +151,9 @@ pub async fn step(state: &AppState, signer: &LogSigner) -> Result<Step, ApiError
     // Read by bounded pieces, each leaf hashed as it comes. Entries are gapless when
     // committed; a gap here would be a bug or a hand edit: stop before it, and say so.
     let end = old + MAX_SEQUENCE_BATCH;
-    let mut leaves: Vec<Hash> = Vec::new();
-    let mut next = old;
+    // What this process stored itself is at hand; the rest is read.
+    let mut leaves: Vec<Hash> = state.log_feed.take_run(old, MAX_SEQUENCE_BATCH);
+    let mut next = old + leaves.len() as u64;
     'read: while next < end {
         let entries = store.log_entries(next, end).await?;
         if entries.is_empty() {
@@ -250,4 +296,39 @@ pub async fn read(state: &AppState, path: &str) -> Result<LogObject, ApiError> {
         }
     };
     Ok(LogObject { request, body })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(i: u64) -> Hash {
+        Hash([i as u8; 32])
+    }
+
+    /// The sequencer gets the run that starts where the tree ends and nothing past a
+    /// gap; what is before the tree's end is dropped, what is after the gap stays.
+    #[test]
+    fn the_feed_gives_the_run_from_the_tree_end() {
+        let feed = LeafFeed::default();
+        feed.offer([3, 4, 5, 7, 8].map(|i| (i, h(i))));
+        assert_eq!(feed.take_run(2, 10), []);
+        assert_eq!(feed.take_run(4, 10), [h(4), h(5)]);
+        assert_eq!(feed.take_run(6, 10), []);
+        assert_eq!(feed.take_run(7, 1), [h(7)]);
+        assert_eq!(feed.take_run(8, 10), [h(8)]);
+        assert_eq!(feed.take_run(0, 10), []);
+    }
+
+    /// However far the sequencer falls behind, the feed holds at most its capacity;
+    /// what did not fit is read from storage instead.
+    #[test]
+    fn the_feed_is_bounded() {
+        let feed = LeafFeed::default();
+        let n = LeafFeed::CAPACITY as u64 + 10;
+        feed.offer((0..n).map(|i| (i, h(i))));
+        let run = feed.take_run(0, u64::MAX);
+        assert_eq!(run.len(), LeafFeed::CAPACITY);
+        assert_eq!(feed.take_run(LeafFeed::CAPACITY as u64, 10), []);
+    }
 }
