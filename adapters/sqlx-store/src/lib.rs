@@ -39,6 +39,27 @@ const LOG_BACKFILLED: &str = "SELECT value FROM schema_meta WHERE key = 'log_bac
 const MARK_LOG_BACKFILLED: &str =
     "INSERT INTO schema_meta (key, value) VALUES ('log_backfilled', '1') ON CONFLICT (key) DO NOTHING";
 
+/// In the write transaction `$tx`, appends the attestations stored before the log
+/// existed unless `schema_meta` says that was done, then commits; how many it appended.
+/// A macro: the same code for either database's transaction type.
+macro_rules! backfill_once {
+    ($tx:ident, $dialect:expr) => {{
+        let done: Option<(String,)> =
+            sqlx::query_as(LOG_BACKFILLED).fetch_optional(&mut *$tx).await.map_err(ConnectError::migrate)?;
+        let mut n = 0;
+        if done.is_none() {
+            n = sqlx::query($dialect.backfill_log)
+                .execute(&mut *$tx)
+                .await
+                .map_err(ConnectError::migrate)?
+                .rows_affected();
+            sqlx::query(MARK_LOG_BACKFILLED).execute(&mut *$tx).await.map_err(ConnectError::migrate)?;
+        }
+        $tx.commit().await.map_err(ConnectError::migrate)?;
+        n
+    }};
+}
+
 /// The storage on SQLite or PostgreSQL: the SQL storage over sqlx.
 pub type SqlStore = SqlStorage<Sqlx>;
 
@@ -167,19 +188,7 @@ impl Sqlx {
                 }
                 sqlx::raw_sql(SCHEMA).execute(&mut *conn).await.map_err(ConnectError::migrate)?;
                 let mut tx = conn.begin_with(SQLITE.begin_write).await.map_err(ConnectError::migrate)?;
-                let done: Option<(String,)> =
-                    sqlx::query_as(LOG_BACKFILLED).fetch_optional(&mut *tx).await.map_err(ConnectError::migrate)?;
-                let mut n = 0;
-                if done.is_none() {
-                    n = sqlx::query(SQLITE.backfill_log)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(ConnectError::migrate)?
-                        .rows_affected();
-                    sqlx::query(MARK_LOG_BACKFILLED).execute(&mut *tx).await.map_err(ConnectError::migrate)?;
-                }
-                tx.commit().await.map_err(ConnectError::migrate)?;
-                n
+                backfill_once!(tx, SQLITE)
             }
             Pool::Postgres(p) => {
                 sqlx::raw_sql(POSTGRES_ADD_LOG_INDEX).execute(p).await.map_err(ConnectError::migrate)?;
@@ -189,19 +198,7 @@ impl Sqlx {
                 if let Some(lock) = POSTGRES.lock_log {
                     sqlx::query(lock).execute(&mut *tx).await.map_err(ConnectError::migrate)?;
                 }
-                let done: Option<(String,)> =
-                    sqlx::query_as(LOG_BACKFILLED).fetch_optional(&mut *tx).await.map_err(ConnectError::migrate)?;
-                let mut n = 0;
-                if done.is_none() {
-                    n = sqlx::query(POSTGRES.backfill_log)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(ConnectError::migrate)?
-                        .rows_affected();
-                    sqlx::query(MARK_LOG_BACKFILLED).execute(&mut *tx).await.map_err(ConnectError::migrate)?;
-                }
-                tx.commit().await.map_err(ConnectError::migrate)?;
-                n
+                backfill_once!(tx, POSTGRES)
             }
         };
         if backfilled > 0 {
