@@ -48,14 +48,20 @@ async fn show(
         builder,
         nar_hash,
     });
-    // The summary counts every attestation: (builder, hash) pairs only, bounded by the
-    // cap on distinct hashes per builder and path.
-    let votes = state.store.votes_of_paths(std::slice::from_ref(&path)).await?;
-    if votes.is_empty() {
+    let mut rows = state.store.attestations_of_path(&path, cursor.as_ref(), limit + 1).await?;
+    // The summary counts every attestation. When the first page holds them all (a path
+    // has a few builders), it is counted from the page; else from the (builder, hash)
+    // pairs of all of them, bounded by the cap on distinct hashes per builder and path.
+    // One query instead of two for nearly every path.
+    let (summary, total) = if cursor.is_none() && rows.len() as u64 <= u64::from(limit) {
+        (StatusSummary::from_votes(rows.iter().map(|r| (&r.builder, &r.nar_hash))), rows.len())
+    } else {
+        let votes = state.store.votes_of_paths(std::slice::from_ref(&path)).await?;
+        (StatusSummary::from_votes(votes.iter().map(|v| (&v.builder, &v.nar_hash))), votes.len())
+    };
+    if total == 0 {
         return Err(ApiError::NotFound(format!("nobody attested {path}")));
     }
-    let summary = StatusSummary::from_votes(votes.iter().map(|v| (&v.builder, &v.nar_hash)));
-    let mut rows = state.store.attestations_of_path(&path, cursor.as_ref(), limit + 1).await?;
     let next_cursor =
         page::cut(&mut rows, limit, |r| page::encode_cursor(r.submitted_at, r.builder.as_str(), &r.nar_hash));
     Ok(Json(OutputReport {
@@ -63,7 +69,7 @@ async fn show(
         status: summary.status,
         builders: summary.builders as u64,
         distinct_hashes: summary.distinct_hashes as u64,
-        total_attestations: votes.len() as u64,
+        total_attestations: total as u64,
         attestations: rows.into_iter().map(to_api).collect(),
         next_cursor,
     }))
