@@ -97,6 +97,13 @@ pub fn output_attestations_come_in_pages(ctx: &Ctx) -> TestResult {
         ensure!(sizes.len() < 10, "pagination does not end");
     }
     ensure_eq!(sizes, vec![3, 3, 1], "pages of 3 for 7");
+    // One page that holds them all (the summary counted from the page itself) says the same.
+    let whole = ctx.get(&base)?;
+    whole.expect(200)?;
+    let v = whole.json()?;
+    ensure_eq!(summary(&v), expected, "the summary of a page that holds every attestation");
+    ensure_eq!(v["total_attestations"], json!(7), "total_attestations on one page");
+    ensure_eq!(v["attestations"].as_array().map(Vec::len), Some(7), "one page of 7");
     let distinct: BTreeSet<_> = seen.iter().collect();
     ensure_eq!(distinct.len(), 7, "every attestation exactly once");
     let mut sorted = times.clone();
