@@ -55,7 +55,7 @@ enum Outcome {
 }
 
 pub fn run(cfg: &Config, args: Args) -> Exit {
-    let settings = config::diff_settings().map_err(CommandError::Usage)?;
+    let settings = config::diff_settings()?;
     let mut store = Store::new(config::store_location());
     // The derivations to rebuild, each with the outputs asked for.
     let mut drvs: BTreeMap<DrvPath, Vec<StorePath>> = BTreeMap::new();

@@ -56,6 +56,8 @@ pub enum CommandError {
     /// An upload the server would refuse (checked before sending).
     #[error(transparent)]
     Upload(#[from] nhc_jobset::UploadError),
+    #[error(transparent)]
+    DiffSetting(#[from] crate::config::DiffSettingError),
     /// A mistake in the arguments found after parsing them, or an answer that names
     /// nothing (an unknown jobset or evaluation).
     #[error("{0}")]

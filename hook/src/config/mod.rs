@@ -293,9 +293,19 @@ pub fn diff_spool() -> Option<PathBuf> {
     ProcessEnv.var(DIFF_SPOOL.env).filter(|v| !v.trim().is_empty()).map(PathBuf::from)
 }
 
+/// A diff setting whose value does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {value:?} is not {expected}")]
+pub struct DiffSettingError {
+    pub variable: &'static str,
+    pub value: String,
+    /// What the value must be, e.g. "a number in 1..=1024".
+    pub expected: String,
+}
+
 /// `HASH_COLLECTION_DIFFOSCOPE*` and `HASH_COLLECTION_DIFF_MAX_BYTES`; a value that does
 /// not parse is an error naming the variable.
-pub fn diff_settings() -> Result<DiffSettings, String> {
+pub fn diff_settings() -> Result<DiffSettings, DiffSettingError> {
     let env = ProcessEnv;
     let diffoscope = match env.var(DIFFOSCOPE.env) {
         Some(v) if v.trim() == "off" => None,
@@ -303,21 +313,22 @@ pub fn diff_settings() -> Result<DiffSettings, String> {
         _ => Some("diffoscope".to_owned()),
     };
     let timeout = match env.var(DIFFOSCOPE_TIMEOUT.env) {
-        Some(v) => parse_secs(&v)
-            .ok_or_else(|| format!("{}: {v:?} is not a number of seconds in (0, 3600]", DIFFOSCOPE_TIMEOUT.env))?,
+        Some(v) => parse_secs(&v).ok_or_else(|| DiffSettingError {
+            variable: DIFFOSCOPE_TIMEOUT.env,
+            value: v.clone(),
+            expected: "a number of seconds in (0, 3600]".to_owned(),
+        })?,
         None => Duration::from_secs(600),
     };
-    let number = |s: &Setting, default: u64, max: u64| -> Result<u64, String> {
-        match env.var(s.env) {
-            Some(v) => v
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|n| (1..=max).contains(n))
-                .ok_or_else(|| format!("{}: {v:?} is not a number in 1..={max}", s.env)),
-            None => Ok(default),
-        }
-    };
+    let number =
+        |s: &Setting, default: u64, max: u64| -> Result<u64, DiffSettingError> {
+            match env.var(s.env) {
+                Some(v) => v.trim().parse::<u64>().ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| {
+                    DiffSettingError { variable: s.env, value: v.clone(), expected: format!("a number in 1..={max}") }
+                }),
+                None => Ok(default),
+            }
+        };
     let memory_mb = number(&DIFFOSCOPE_MEMORY, 2048, 1 << 30)?;
     let max_bytes =
         number(&DIFF_MAX_BYTES, nhc_core::diff::MAX_REPORT_BYTES as u64, nhc_core::diff::MAX_REPORT_BYTES as u64)?;

@@ -96,7 +96,7 @@ pub fn run(original: &str, check: &str, drv: &str) {
 fn spool_report(store: &Store, dir: &Path, original: &StorePath, check: &Path, hash_a: NarHash) {
     use crate::command::check;
     let made = config::diff_settings()
-        .map_err(crate::command::CommandError::Usage)
+        .map_err(crate::command::CommandError::from)
         .and_then(|s| check::build_report(store, original, check, &hash_a, &s))
         .and_then(|(hash_b, format, gz)| check::spool_report(dir, original, hash_a, hash_b, format, &gz));
     match made {
