@@ -187,6 +187,10 @@ CREATE TABLE IF NOT EXISTS diff_chunks (
 -- index entry per attestation.
 -- Unique: a numbering fault fails the insert instead of silently changing an entry.
 CREATE UNIQUE INDEX IF NOT EXISTS attestations_by_log_index ON attestations (log_index) WHERE log_index IS NOT NULL;
+-- The attestations not in the log yet: none once the server's migration appended those
+-- stored before the log existed (every insert numbers its rows), so finding them at
+-- each start reads an empty index instead of the whole table.
+CREATE INDEX IF NOT EXISTS attestations_unlogged ON attestations (submitted_at) WHERE log_index IS NULL;
 
 -- A purge removes a builder's attestations from every query, but the log cannot forget:
 -- the logged ones move here (the same columns), from where their entries are still read.

@@ -33,28 +33,15 @@ const ADD_LOG_INDEX: &str = "ALTER TABLE attestations ADD COLUMN log_index BIGIN
 const POSTGRES_ADD_LOG_INDEX: &str = "ALTER TABLE IF EXISTS attestations ADD COLUMN IF NOT EXISTS log_index BIGINT";
 /// The columns of `attestations`, none when there is no such table yet.
 const SQLITE_ATTESTATION_COLUMNS: &str = "SELECT name FROM pragma_table_info('attestations')";
-/// Set once the attestations stored before the log existed were appended: finding
-/// them scans the whole table, which must not happen at every start.
-const LOG_BACKFILLED: &str = "SELECT value FROM schema_meta WHERE key = 'log_backfilled'";
-const MARK_LOG_BACKFILLED: &str =
-    "INSERT INTO schema_meta (key, value) VALUES ('log_backfilled', '1') ON CONFLICT (key) DO NOTHING";
-
-/// In the write transaction `$tx`, appends the attestations stored before the log
-/// existed unless `schema_meta` says that was done, then commits; how many it appended.
-/// A macro: the same code for either database's transaction type.
-macro_rules! backfill_once {
+/// In the write transaction `$tx`, appends the attestations without a log index (stored
+/// before the log existed, or by an older version since), then commits; how many it
+/// appended. They are found through the partial index `attestations_unlogged`, empty
+/// once they are appended, so this costs next to nothing at every start. A macro: the
+/// same code for either database's transaction type.
+macro_rules! backfill {
     ($tx:ident, $dialect:expr) => {{
-        let done: Option<(String,)> =
-            sqlx::query_as(LOG_BACKFILLED).fetch_optional(&mut *$tx).await.map_err(ConnectError::migrate)?;
-        let mut n = 0;
-        if done.is_none() {
-            n = sqlx::query($dialect.backfill_log)
-                .execute(&mut *$tx)
-                .await
-                .map_err(ConnectError::migrate)?
-                .rows_affected();
-            sqlx::query(MARK_LOG_BACKFILLED).execute(&mut *$tx).await.map_err(ConnectError::migrate)?;
-        }
+        let n =
+            sqlx::query($dialect.backfill_log).execute(&mut *$tx).await.map_err(ConnectError::migrate)?.rows_affected();
         $tx.commit().await.map_err(ConnectError::migrate)?;
         n
     }};
@@ -172,8 +159,8 @@ impl Sqlx {
 
     /// Adds the columns that databases made by older versions lack (`CREATE TABLE IF
     /// NOT EXISTS` does not add them), applies `schema.sql`, and appends attestations
-    /// stored before the transparency log existed to the log (once: `schema_meta`
-    /// remembers it). Idempotent.
+    /// stored without a log index (before the transparency log existed) to the log.
+    /// Idempotent.
     pub async fn migrate(&self) -> Result<(), ConnectError> {
         let backfilled = match &self.pool.pool {
             Pool::Sqlite(lite) => {
@@ -188,7 +175,7 @@ impl Sqlx {
                 }
                 sqlx::raw_sql(SCHEMA).execute(&mut *conn).await.map_err(ConnectError::migrate)?;
                 let mut tx = conn.begin_with(SQLITE.begin_write).await.map_err(ConnectError::migrate)?;
-                backfill_once!(tx, SQLITE)
+                backfill!(tx, SQLITE)
             }
             Pool::Postgres(p) => {
                 sqlx::raw_sql(POSTGRES_ADD_LOG_INDEX).execute(p).await.map_err(ConnectError::migrate)?;
@@ -198,7 +185,7 @@ impl Sqlx {
                 if let Some(lock) = POSTGRES.lock_log {
                     sqlx::query(lock).execute(&mut *tx).await.map_err(ConnectError::migrate)?;
                 }
-                backfill_once!(tx, POSTGRES)
+                backfill!(tx, POSTGRES)
             }
         };
         if backfilled > 0 {
