@@ -11,6 +11,8 @@
 use std::ffi::{c_char, c_int, CStr};
 use std::ops::Range;
 use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use libsqlite3_sys as ffi;
 use nhc_core::StorePath;
@@ -26,8 +28,8 @@ const VOTES_OF_PATH: &str = "SELECT builder, nar_hash FROM attestations WHERE ha
 /// The counts of each of `paths`, in order, on a connection of `pool`.
 pub(crate) async fn vote_counts(pool: &LitePool, paths: &[&StorePath]) -> StoreResult<Vec<VoteCounts>> {
     let paths: Vec<StorePath> = paths.iter().map(|p| (*p).clone()).collect();
-    // SAFETY: `count` finalizes what it prepares.
-    on_raw_handle(pool, "the status lookup", move |db| unsafe { count(db, &paths) }).await
+    // SAFETY: `count` finalizes what it prepares and ends the read it begins.
+    on_raw_handle(pool, "the status lookup", move |db, gone| unsafe { count(db, &paths, gone) }).await
 }
 
 /// The rows of `sql` (one statement, `$n` parameters), as `Executor::query` returns
@@ -41,7 +43,7 @@ pub(crate) async fn query(pool: &LitePool, sql: &'static str, params: &[Param<'_
         })
         .collect();
     // SAFETY: `rows` finalizes what it prepares.
-    on_raw_handle(pool, "a read", move |db| unsafe { rows(db, sql, &params) }).await
+    on_raw_handle(pool, "a read", move |db, _| unsafe { rows(db, sql, &params) }).await
 }
 
 enum OwnedParam {
@@ -50,21 +52,26 @@ enum OwnedParam {
 }
 
 /// Runs `job` on a blocking thread with the raw handle of a connection of `pool`
-/// (the connection's own worker thread waits meanwhile).
+/// (the connection's own worker thread waits meanwhile). `job`'s flag is set when the
+/// caller went away (a request cancelled by its client), so that long work can stop
+/// instead of holding a connection for nobody.
 async fn on_raw_handle<T: Send + 'static>(
     pool: &LitePool,
     what: &'static str,
-    job: impl FnOnce(*mut ffi::sqlite3) -> StoreResult<T> + Send + 'static,
+    job: impl FnOnce(*mut ffi::sqlite3, &AtomicBool) -> StoreResult<T> + Send + 'static,
 ) -> StoreResult<T> {
     let loan = pool.acquire().await.map_err(store_error)?;
     let mut conn = loan.detach().ok_or_else(|| StoreError::Internal("a pooled connection is missing".into()))?;
     let runtime = tokio::runtime::Handle::current();
+    let gone = Arc::new(AtomicBool::new(false));
+    // Set when this future is dropped, finished or not.
+    let _caller = SetOnDrop(gone.clone());
     // The connection goes back to the pool from the blocking thread when `conn` drops
     // there, whether or not this future is still awaited.
     let task = tokio::task::spawn_blocking(move || {
         let mut handle = runtime.block_on(conn.lock_handle()).map_err(store_error)?;
         // The handle is locked for this thread alone until `handle` drops.
-        job(handle.as_raw_handle().as_ptr())
+        job(handle.as_raw_handle().as_ptr(), &gone)
     });
     match task.await {
         Ok(result) => result,
@@ -72,11 +79,37 @@ async fn on_raw_handle<T: Send + 'static>(
     }
 }
 
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Ends the read transaction a native read began, however it ends (an error, a
+/// panic): the connection goes back to the pool, and one left inside a transaction
+/// would read an old snapshot for good and hold the WAL back. Nothing was written, so
+/// rolling back loses nothing.
+struct EndRead(*mut ffi::sqlite3);
+
+impl Drop for EndRead {
+    fn drop(&mut self) {
+        // SAFETY: the handle is still locked by the thread that began the read.
+        unsafe {
+            if ffi::sqlite3_get_autocommit(self.0) == 0 {
+                ffi::sqlite3_exec(self.0, c"ROLLBACK".as_ptr(), None, ptr::null_mut(), ptr::null_mut());
+            }
+        }
+    }
+}
+
 /// Prepares `sql` on `db`.
 unsafe fn prepare(db: *mut ffi::sqlite3, sql: &str) -> StoreResult<Prepared> {
     let len = c_int::try_from(sql.len()).map_err(|_| StoreError::Internal("a statement longer than 2 GiB".into()))?;
     let mut raw = ptr::null_mut();
-    let rc = ffi::sqlite3_prepare_v2(db, sql.as_ptr().cast::<c_char>(), len, &mut raw, ptr::null_mut());
+    let mut tail: *const c_char = ptr::null();
+    let rc = ffi::sqlite3_prepare_v2(db, sql.as_ptr().cast::<c_char>(), len, &mut raw, &mut tail);
     if rc != ffi::SQLITE_OK {
         if !raw.is_null() {
             ffi::sqlite3_finalize(raw);
@@ -86,7 +119,13 @@ unsafe fn prepare(db: *mut ffi::sqlite3, sql: &str) -> StoreResult<Prepared> {
     if raw.is_null() {
         return Err(StoreError::Internal("an empty statement".into()));
     }
-    Ok(Prepared(raw))
+    let stmt = Prepared(raw);
+    // One statement: a second one would silently not run.
+    let used = if tail.is_null() { sql.len() } else { (tail as usize).saturating_sub(sql.as_ptr() as usize) };
+    if !sql.get(used..).unwrap_or_default().trim().trim_end_matches(';').trim().is_empty() {
+        return Err(StoreError::Internal("more than one statement given to a native read".into()));
+    }
+    Ok(stmt)
 }
 
 /// Binds `params` to the statement's parameters: `$n` (and `?n`) is `params[n - 1]`,
@@ -213,11 +252,12 @@ unsafe fn column(stmt: *mut ffi::sqlite3_stmt, i: c_int, arena: &mut Vec<u8>) ->
     start..arena.len()
 }
 
-unsafe fn count(db: *mut ffi::sqlite3, paths: &[StorePath]) -> StoreResult<Vec<VoteCounts>> {
-    let stmt = prepare(db, VOTES_OF_PATH)?;
+unsafe fn count(db: *mut ffi::sqlite3, paths: &[StorePath], gone: &AtomicBool) -> StoreResult<Vec<VoteCounts>> {
     // One read transaction for all the paths: one snapshot, as one statement had, and
-    // the WAL read lock taken once instead of once per path.
-    let began = ffi::sqlite3_get_autocommit(db) != 0 && exec(db, c"BEGIN")?;
+    // the WAL read lock taken once instead of once per path. Ended by `_end` after
+    // `stmt` is finalized (declared before it, so dropped after it).
+    let _end = (ffi::sqlite3_get_autocommit(db) != 0 && exec(db, c"BEGIN")?).then_some(EndRead(db));
+    let stmt = prepare(db, VOTES_OF_PATH)?;
     let result = (|| {
         let mut counts = vec![VoteCounts::default(); paths.len()];
         // In key order: neighbouring lookups share the index's upper pages while they
@@ -228,7 +268,10 @@ unsafe fn count(db: *mut ffi::sqlite3, paths: &[StorePath]) -> StoreResult<Vec<V
         // One path's (builder, hash) pairs, as ranges of one buffer reused for all.
         let mut arena = Vec::new();
         let mut votes: Vec<(Range<usize>, Range<usize>)> = Vec::new();
-        for i in order {
+        for (n, i) in order.into_iter().enumerate() {
+            if n % 256 == 0 && gone.load(Ordering::Relaxed) {
+                return Err(StoreError::Unavailable("the status request was cancelled".into()));
+            }
             let path = &paths[i];
             ffi::sqlite3_reset(stmt.0);
             bind(db, stmt.0, 1, path.hash_part())?;
@@ -250,13 +293,9 @@ unsafe fn count(db: *mut ffi::sqlite3, paths: &[StorePath]) -> StoreResult<Vec<V
         }
         Ok(counts)
     })();
-    // Ends the read transaction and drops the pointers to `paths` before they go.
+    // Drops the pointers to `paths` before they go; `_end` ends the read.
     ffi::sqlite3_reset(stmt.0);
     ffi::sqlite3_clear_bindings(stmt.0);
-    if began {
-        // Nothing was written: ending the read transaction cannot lose anything.
-        exec(db, c"COMMIT")?;
-    }
     result
 }
 
