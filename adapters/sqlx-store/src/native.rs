@@ -146,17 +146,15 @@ unsafe fn bind_all(db: *mut ffi::sqlite3, stmt: *mut ffi::sqlite3_stmt, params: 
             .checked_sub(1)
             .and_then(|k| params.get(k))
             .ok_or_else(|| StoreError::Internal(format!("parameter {n} of a statement given {}", params.len())))?;
-        let rc = match p {
-            OwnedParam::Text(s) => {
-                let len =
-                    c_int::try_from(s.len()).map_err(|_| StoreError::Internal("a parameter over 2 GiB".into()))?;
-                // SQLITE_STATIC: `params` outlives the statement's use of them.
-                ffi::sqlite3_bind_text(stmt, i, s.as_ptr().cast::<c_char>(), len, ffi::SQLITE_STATIC())
+        match p {
+            // `params` outlive the statement's use of them (reset before they drop).
+            OwnedParam::Text(s) => bind(db, stmt, i, s)?,
+            OwnedParam::Int(v) => {
+                let rc = ffi::sqlite3_bind_int64(stmt, i, *v);
+                if rc != ffi::SQLITE_OK {
+                    return Err(error(db, rc));
+                }
             }
-            OwnedParam::Int(v) => ffi::sqlite3_bind_int64(stmt, i, *v),
-        };
-        if rc != ffi::SQLITE_OK {
-            return Err(error(db, rc));
         }
     }
     Ok(())
@@ -231,7 +229,7 @@ unsafe fn error(db: *mut ffi::sqlite3, rc: c_int) -> StoreError {
 }
 
 unsafe fn bind(db: *mut ffi::sqlite3, stmt: *mut ffi::sqlite3_stmt, i: c_int, text: &str) -> StoreResult<()> {
-    let len = c_int::try_from(text.len()).map_err(|_| StoreError::Internal("a path longer than 2 GiB".into()))?;
+    let len = c_int::try_from(text.len()).map_err(|_| StoreError::Internal("a parameter over 2 GiB".into()))?;
     // SQLITE_STATIC: the text outlives the statement's use of it (reset before it drops).
     let rc = ffi::sqlite3_bind_text(stmt, i, text.as_ptr().cast::<c_char>(), len, ffi::SQLITE_STATIC());
     if rc == ffi::SQLITE_OK {
