@@ -37,7 +37,9 @@ pub async fn verify_and_store(
             Some((LogReceipt { output_path: p.output_path, nar_hash: p.nar_hash, index: p.index, leaf_hash }, hash))
         })
         .collect();
-    if state.log.is_some() {
+    // Only where this process runs its own sequencer (nhc-server): the Worker builds a
+    // state per request, so what it offered would be dropped unread.
+    if state.log.is_some() && !state.log_sequence_on_read {
         state.log_feed.offer(log.iter().map(|(r, h)| (r.index, *h)));
     }
     let log = log.into_iter().map(|(r, _)| r).collect();
